@@ -1,0 +1,287 @@
+package proto
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+
+	"golang.org/x/crypto/cryptobyte"
+)
+
+// Limits of an evidence bundle.
+const (
+	MagicBundle      = "SGEB"
+	BundleVersion    = 1
+	NonceSize        = 32
+	MaxKindLen       = 16
+	MaxHPKEKeys      = 4
+	SigningKeySize   = 32 // Ed25519
+	MaxReportSize    = 64 << 10
+	MaxCollateral    = 1 << 20
+	MaxGPUs          = 16
+	MaxGPUEvidence   = 64 << 10
+	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 4096
+	ReportDataSize   = 64
+	reportDataDomain = "sealgate/v1 report data\x00"
+)
+
+// publicKeySize is the serialized HPKE public key length for each KEM.
+func publicKeySize(kem uint16) int {
+	switch kem {
+	case KEMX25519:
+		return 32
+	case KEMMLKEM768X25519:
+		return 1216
+	}
+	return -1
+}
+
+// HPKEKey is one HPKE public key a worker accepts requests under.
+type HPKEKey struct {
+	KEM       uint16
+	PublicKey []byte
+}
+
+// ID returns the key's KeyID.
+func (k HPKEKey) ID() KeyID { return NewKeyID(k.KEM, k.PublicKey) }
+
+// WorkerKeys are the public keys a worker's evidence binds.
+type WorkerKeys struct {
+	// HPKE lists the worker's request keys, one per KEM it supports.
+	HPKE []HPKEKey
+	// Signing is the worker's Ed25519 public key for receipts.
+	Signing []byte
+}
+
+// Bundle is a worker's evidence bundle: the TEE report, the collateral
+// needed to verify it offline, GPU evidence, and the keys and nonce its
+// REPORT_DATA binds. Report and Collateral are opaque here; their layout
+// depends on Kind and is checked by package attestation.
+type Bundle struct {
+	Kind       string
+	Nonce      [NonceSize]byte
+	Keys       WorkerKeys
+	Report     []byte
+	Collateral []byte
+	GPU        [][]byte
+}
+
+// Marshal returns the canonical encoding of b.
+func (b *Bundle) Marshal() ([]byte, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	var out cryptobyte.Builder
+	out.AddBytes([]byte(MagicBundle))
+	out.AddUint16(BundleVersion)
+	out.AddUint8(uint8(len(b.Kind)))
+	out.AddBytes([]byte(b.Kind))
+	out.AddBytes(b.Nonce[:])
+	keys := b.Keys.marshal()
+	out.AddUint16(uint16(len(keys)))
+	out.AddBytes(keys)
+	out.AddUint32(uint32(len(b.Report)))
+	out.AddBytes(b.Report)
+	out.AddUint32(uint32(len(b.Collateral)))
+	out.AddBytes(b.Collateral)
+	out.AddBytes(b.marshalGPU())
+	return out.Bytes()
+}
+
+func (k *WorkerKeys) marshal() []byte {
+	var out cryptobyte.Builder
+	out.AddUint8(uint8(len(k.HPKE)))
+	for _, h := range k.HPKE {
+		out.AddUint16(h.KEM)
+		out.AddUint16(uint16(len(h.PublicKey)))
+		out.AddBytes(h.PublicKey)
+	}
+	out.AddUint8(uint8(len(k.Signing)))
+	out.AddBytes(k.Signing)
+	return out.BytesOrPanic()
+}
+
+func (b *Bundle) marshalGPU() []byte {
+	var out cryptobyte.Builder
+	out.AddUint8(uint8(len(b.GPU)))
+	for _, g := range b.GPU {
+		out.AddUint32(uint32(len(g)))
+		out.AddBytes(g)
+	}
+	return out.BytesOrPanic()
+}
+
+// KeysHash is SHA-256 over the encoding of b.Keys.
+func (b *Bundle) KeysHash() [32]byte { return sha256.Sum256(b.Keys.marshal()) }
+
+// GPUHash is SHA-256 over the encoding of b.GPU (its count and every
+// entry).
+func (b *Bundle) GPUHash() [32]byte { return sha256.Sum256(b.marshalGPU()) }
+
+// ReportData returns the 64 bytes a TEE report must carry to bind this
+// bundle: SHA-512(label || KeysHash || GPUHash || Nonce). See SPEC.md.
+func (b *Bundle) ReportData() [ReportDataSize]byte {
+	return BindingHash(b.KeysHash(), b.GPUHash(), b.Nonce)
+}
+
+// BindingHash computes REPORT_DATA from its parts.
+func BindingHash(keysHash, gpuHash [32]byte, nonce [NonceSize]byte) [ReportDataSize]byte {
+	h := sha512.New()
+	h.Write([]byte(reportDataDomain))
+	h.Write(keysHash[:])
+	h.Write(gpuHash[:])
+	h.Write(nonce[:])
+	var out [ReportDataSize]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func (b *Bundle) validate() error {
+	const s = "bundle"
+	if len(b.Kind) < 1 || len(b.Kind) > MaxKindLen {
+		return malformed(s, "kind", "found %d bytes, want 1 to %d", len(b.Kind), MaxKindLen)
+	}
+	for i := 0; i < len(b.Kind); i++ {
+		if c := b.Kind[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return malformed(s, "kind", "found %q, want [a-z0-9]+", b.Kind)
+		}
+	}
+	if n := len(b.Keys.HPKE); n < 1 || n > MaxHPKEKeys {
+		return malformed(s, "hpke key count", "found %d, want 1 to %d", n, MaxHPKEKeys)
+	}
+	for i, k := range b.Keys.HPKE {
+		want := publicKeySize(k.KEM)
+		if want < 0 {
+			return malformed(s, "hpke key kem", "key %d: found 0x%04x, want a supported KEM", i, k.KEM)
+		}
+		if len(k.PublicKey) != want {
+			return malformed(s, "hpke public key", "key %d: found %d bytes, want %d", i, len(k.PublicKey), want)
+		}
+		for j := range i {
+			if b.Keys.HPKE[j].KEM == k.KEM {
+				return malformed(s, "hpke key kem", "keys %d and %d share KEM 0x%04x", j, i, k.KEM)
+			}
+		}
+	}
+	if len(b.Keys.Signing) != SigningKeySize {
+		return malformed(s, "signing key", "found %d bytes, want %d", len(b.Keys.Signing), SigningKeySize)
+	}
+	if len(b.Report) > MaxReportSize {
+		return malformed(s, "report", "found %d bytes, want at most %d", len(b.Report), MaxReportSize)
+	}
+	if len(b.Collateral) > MaxCollateral {
+		return malformed(s, "collateral", "found %d bytes, want at most %d", len(b.Collateral), MaxCollateral)
+	}
+	if len(b.GPU) > MaxGPUs {
+		return malformed(s, "gpu count", "found %d, want at most %d", len(b.GPU), MaxGPUs)
+	}
+	for i, g := range b.GPU {
+		if len(g) < 1 || len(g) > MaxGPUEvidence {
+			return malformed(s, "gpu evidence", "entry %d: found %d bytes, want 1 to %d", i, len(g), MaxGPUEvidence)
+		}
+	}
+	return nil
+}
+
+// ParseBundle parses the canonical encoding of a Bundle.
+func ParseBundle(raw []byte) (*Bundle, error) {
+	const s = "bundle"
+	if len(raw) > MaxBundleSize {
+		return nil, malformed(s, "length", "found %d bytes, want at most %d", len(raw), MaxBundleSize)
+	}
+	in := cryptobyte.String(raw)
+	var (
+		b       Bundle
+		magic   []byte
+		version uint16
+		kind    cryptobyte.String
+		keys    cryptobyte.String
+		report  cryptobyte.String
+		coll    cryptobyte.String
+		nGPU    uint8
+	)
+	if !in.ReadBytes(&magic, 4) || string(magic) != MagicBundle {
+		return nil, malformed(s, "magic", "want %q", MagicBundle)
+	}
+	if !in.ReadUint16(&version) || version != BundleVersion {
+		return nil, malformed(s, "version", "found %d, want %d", version, BundleVersion)
+	}
+	if !in.ReadUint8LengthPrefixed(&kind) || !in.CopyBytes(b.Nonce[:]) {
+		return nil, malformed(s, "kind or nonce", "truncated")
+	}
+	b.Kind = string(kind)
+	if !in.ReadUint16LengthPrefixed(&keys) {
+		return nil, malformed(s, "keys", "truncated")
+	}
+	if err := b.Keys.parse(keys); err != nil {
+		return nil, err
+	}
+	if !readUint32Prefixed(&in, &report) || !readUint32Prefixed(&in, &coll) {
+		return nil, malformed(s, "report or collateral", "truncated")
+	}
+	b.Report = append([]byte{}, report...)
+	b.Collateral = append([]byte{}, coll...)
+	if !in.ReadUint8(&nGPU) {
+		return nil, malformed(s, "gpu count", "truncated")
+	}
+	if nGPU > MaxGPUs {
+		return nil, malformed(s, "gpu count", "found %d, want at most %d", nGPU, MaxGPUs)
+	}
+	for i := range int(nGPU) {
+		var g cryptobyte.String
+		if !readUint32Prefixed(&in, &g) {
+			return nil, malformed(s, "gpu evidence", "entry %d truncated", i)
+		}
+		b.GPU = append(b.GPU, append([]byte{}, g...))
+	}
+	if !in.Empty() {
+		return nil, malformed(s, "length", "%d trailing bytes", len(in))
+	}
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+func (k *WorkerKeys) parse(in cryptobyte.String) error {
+	const s = "bundle keys"
+	var n uint8
+	if !in.ReadUint8(&n) {
+		return malformed(s, "hpke key count", "truncated")
+	}
+	if n > MaxHPKEKeys {
+		return malformed(s, "hpke key count", "found %d, want 1 to %d", n, MaxHPKEKeys)
+	}
+	for i := range int(n) {
+		var h HPKEKey
+		var pub cryptobyte.String
+		if !in.ReadUint16(&h.KEM) || !in.ReadUint16LengthPrefixed(&pub) {
+			return malformed(s, "hpke key", "key %d truncated", i)
+		}
+		h.PublicKey = append([]byte{}, pub...)
+		k.HPKE = append(k.HPKE, h)
+	}
+	var sig cryptobyte.String
+	if !in.ReadUint8LengthPrefixed(&sig) {
+		return malformed(s, "signing key", "truncated")
+	}
+	k.Signing = append([]byte{}, sig...)
+	if !in.Empty() {
+		return malformed(s, "length", "%d trailing bytes", len(in))
+	}
+	return nil
+}
+
+// BundleHash is the SHA-256 of an encoded bundle: the name under which
+// clients cache verdicts and logs record admissions.
+func BundleHash(encoded []byte) [32]byte { return sha256.Sum256(encoded) }
+
+// readUint32Prefixed reads a 4-byte big-endian length and that many bytes.
+func readUint32Prefixed(in *cryptobyte.String, out *cryptobyte.String) bool {
+	var n uint32
+	var b []byte
+	if !in.ReadUint32(&n) || !in.ReadBytes(&b, int(n)) {
+		return false
+	}
+	*out = b
+	return true
+}
