@@ -139,9 +139,9 @@ type Wrap [WrapSize]byte
 
 // RequestPreamble is everything a client sends before the first chunk.
 type RequestPreamble struct {
-	Header       *Header
-	HeaderBytes  []byte // the exact encoding of Header, the AAD
-	Wraps        []Wrap // one per candidate, in the header's order
+	Header      *Header
+	HeaderBytes []byte // the exact encoding of Header, the AAD
+	Wraps       []Wrap // one per candidate, in the header's order
 }
 
 // AppendRequestPreamble appends the client's preamble: MagicRequest, the
