@@ -1,0 +1,252 @@
+// Package attestation verifies worker evidence bundles (proto.Bundle)
+// against a policy and returns a Verified value that the client and the
+// gateway route on. Verified has unexported fields: the only way to get one
+// is Verify, so nothing can route on evidence nobody checked.
+//
+// Verification follows go-sev-guest's split: each TEE kind's package parses
+// its raw report and checks signatures and chains (attestation/sim today;
+// tdx and snp next), this package checks the REPORT_DATA binding of the
+// bundle's keys, GPU evidence and nonce, and then validates the verified
+// fields against the policy (package policy). Time and trusted roots are
+// injected through Options; nothing here reads the wall clock or the
+// network.
+//
+// Every failure is an *Error with a stable Code and the field, the value
+// found and the value wanted.
+package attestation
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sealgate/sealgate/attestation/policy"
+	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/proto"
+)
+
+// Code classifies a verification failure. Codes are stable: tools and
+// exit codes depend on them.
+type Code string
+
+// Failure classes.
+const (
+	CodeMalformed   Code = "malformed"    // the bundle or report does not parse
+	CodeUnknownKind Code = "unknown_kind" // a TEE kind this verifier does not know
+	CodeSignature   Code = "signature"    // a report signature does not verify
+	CodePolicy      Code = "policy"       // a verified field is not allowed by policy
+	CodeBinding     Code = "binding"      // REPORT_DATA does not bind the bundle
+	CodeStale       Code = "stale"        // the evidence is older than policy allows
+	CodeOptions     Code = "options"      // the caller's Options are unusable
+)
+
+// Error is a verification failure.
+type Error struct {
+	Code  Code
+	Field string // the checked field, such as "report_data"
+	Found string // the value found, short and printable
+	Want  string // the value wanted
+	Err   error  // an underlying cause, when there is one
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("attestation %s: %s", e.Code, e.Field)
+	if e.Found != "" || e.Want != "" {
+		s += fmt.Sprintf(": found %s, want %s", e.Found, e.Want)
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// CodeOf returns the Code of err, or "" if err is not an *Error.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// Options inject what verification depends on.
+type Options struct {
+	// Now is the time at which evidence is judged. Required: the zero time
+	// is an error, so no caller verifies at the wall clock by accident.
+	Now time.Time
+	// MaxSkew is how far evidence time may lie in the future of Now. Zero
+	// means 1 minute.
+	MaxSkew time.Duration
+	// SimRoot pins the simulated TEE's root. Nil means sim.RootPublicKey();
+	// tests inject other roots to prove a wrong root is refused.
+	SimRoot ed25519.PublicKey
+}
+
+// Verified is evidence that passed Verify under one policy at one time.
+type Verified struct {
+	kind         string
+	bundleHash   [32]byte
+	bundle       []byte
+	keys         proto.WorkerKeys
+	nonce        [proto.NonceSize]byte
+	measurement  []byte
+	evidenceTime time.Time
+	expires      time.Time
+	policyName   string
+	policyHash   [32]byte
+}
+
+// Kind returns the TEE kind, such as "sim" or "tdx".
+func (v *Verified) Kind() string { return v.kind }
+
+// Simulated reports whether the evidence came from the INSECURE simulated
+// TEE.
+func (v *Verified) Simulated() bool { return v.kind == policy.KindSim }
+
+// BundleHash returns SHA-256 of the encoded bundle.
+func (v *Verified) BundleHash() [32]byte { return v.bundleHash }
+
+// Bundle returns a copy of the encoded bundle.
+func (v *Verified) Bundle() []byte { return bytes.Clone(v.bundle) }
+
+// HPKEKeys returns the worker's verified HPKE public keys.
+func (v *Verified) HPKEKeys() []proto.HPKEKey { return slices.Clone(v.keys.HPKE) }
+
+// HPKEKey returns the worker's verified key for kem.
+func (v *Verified) HPKEKey(kem uint16) (proto.HPKEKey, bool) {
+	for _, k := range v.keys.HPKE {
+		if k.KEM == kem {
+			return k, true
+		}
+	}
+	return proto.HPKEKey{}, false
+}
+
+// Suites returns the supported suites the worker has keys for, strongest
+// first.
+func (v *Verified) Suites() []proto.Suite {
+	var out []proto.Suite
+	for _, s := range proto.Suites() {
+		if _, ok := v.HPKEKey(s.KEM); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// SigningKey returns the worker's verified Ed25519 receipt key.
+func (v *Verified) SigningKey() ed25519.PublicKey { return bytes.Clone(v.keys.Signing) }
+
+// Measurement returns the measured guest identity (MRTD, SNP MEASUREMENT or
+// the simulated measurement).
+func (v *Verified) Measurement() []byte { return bytes.Clone(v.measurement) }
+
+// EvidenceTime returns the time the evidence is judged to have been made.
+func (v *Verified) EvidenceTime() time.Time { return v.evidenceTime }
+
+// Expires returns when the verdict stops holding: evidence time plus the
+// policy's maximum evidence age.
+func (v *Verified) Expires() time.Time { return v.expires }
+
+// PolicyName and PolicyHash name the policy the evidence passed.
+func (v *Verified) PolicyName() string   { return v.policyName }
+func (v *Verified) PolicyHash() [32]byte { return v.policyHash }
+
+// Nonce returns the nonce the evidence was made for.
+func (v *Verified) Nonce() [proto.NonceSize]byte { return v.nonce }
+
+// Verify checks an encoded evidence bundle against p at opts.Now.
+func Verify(encoded []byte, p *policy.Policy, opts Options) (*Verified, error) {
+	if opts.Now.IsZero() {
+		return nil, &Error{Code: CodeOptions, Field: "now", Found: "zero time", Want: "the time to verify at"}
+	}
+	if p == nil {
+		return nil, &Error{Code: CodeOptions, Field: "policy", Found: "nil", Want: "a policy"}
+	}
+	if err := p.Validate(); err != nil {
+		return nil, &Error{Code: CodeOptions, Field: "policy", Err: err}
+	}
+	if opts.MaxSkew == 0 {
+		opts.MaxSkew = time.Minute
+	}
+	b, err := proto.ParseBundle(encoded)
+	if err != nil {
+		return nil, &Error{Code: CodeMalformed, Field: "bundle", Err: err}
+	}
+	var v *Verified
+	switch b.Kind {
+	case policy.KindSim:
+		v, err = verifySim(b, p, opts)
+	default:
+		return nil, &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", b.Kind), Want: fmt.Sprintf("%q", policy.KindSim)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.bundle = bytes.Clone(encoded)
+	v.bundleHash = proto.BundleHash(encoded)
+	v.keys = b.Keys
+	v.nonce = b.Nonce
+	v.policyName = p.Name
+	v.policyHash = p.Hash()
+	return v, nil
+}
+
+func verifySim(b *proto.Bundle, p *policy.Policy, opts Options) (*Verified, error) {
+	if !p.AllowSimulated || !p.Accepts(policy.KindSim) {
+		return nil, &Error{Code: CodePolicy, Field: "allow_simulated", Found: "simulated TEE evidence", Want: fmt.Sprintf("one of %v (policy %q does not allow simulated evidence)", p.TEEKinds, p.Name)}
+	}
+	root := opts.SimRoot
+	if root == nil {
+		root = sim.RootPublicKey()
+	}
+	r, err := sim.Verify(b.Report, root)
+	if errors.Is(err, sim.ErrSignature) {
+		return nil, &Error{Code: CodeSignature, Field: "report signature", Err: err}
+	}
+	if err != nil {
+		return nil, &Error{Code: CodeMalformed, Field: "report", Err: err}
+	}
+	if err := checkBinding(b, r.ReportData); err != nil {
+		return nil, err
+	}
+	if r.Debug && !p.Sim.AllowDebug {
+		return nil, &Error{Code: CodePolicy, Field: "debug", Found: "true", Want: "false"}
+	}
+	if len(p.Sim.Measurements) > 0 && !slices.Contains(p.Sim.Measurements, hex.EncodeToString(r.Measurement[:])) {
+		return nil, &Error{Code: CodePolicy, Field: "measurement", Found: hex.EncodeToString(r.Measurement[:]), Want: fmt.Sprintf("one of %v", p.Sim.Measurements)}
+	}
+	if err := checkAge(r.Timestamp, p, opts); err != nil {
+		return nil, err
+	}
+	return &Verified{
+		kind: policy.KindSim, measurement: r.Measurement[:], evidenceTime: r.Timestamp,
+		expires: r.Timestamp.Add(p.MaxEvidenceAge.Duration),
+	}, nil
+}
+
+func checkBinding(b *proto.Bundle, reportData [proto.ReportDataSize]byte) error {
+	want := b.ReportData()
+	if subtle.ConstantTimeCompare(want[:], reportData[:]) != 1 {
+		return &Error{Code: CodeBinding, Field: "report_data", Found: hex.EncodeToString(reportData[:8]) + "…", Want: hex.EncodeToString(want[:8]) + "… (the hash of the bundle's keys, gpu evidence and nonce)"}
+	}
+	return nil
+}
+
+func checkAge(t time.Time, p *policy.Policy, opts Options) error {
+	age := opts.Now.Sub(t)
+	if age > p.MaxEvidenceAge.Duration {
+		return &Error{Code: CodeStale, Field: "evidence age", Found: age.Round(time.Second).String(), Want: "at most " + p.MaxEvidenceAge.Duration.String()}
+	}
+	if -age > opts.MaxSkew {
+		return &Error{Code: CodeStale, Field: "evidence time", Found: t.UTC().Format(time.RFC3339), Want: "not after " + opts.Now.Add(opts.MaxSkew).UTC().Format(time.RFC3339)}
+	}
+	return nil
+}
