@@ -1,0 +1,171 @@
+package attestation
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/attestation/policy"
+	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/seal"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// bundleOpts says how a test bundle differs from a valid one.
+type bundleOpts struct {
+	kind        string
+	device      sim.DeviceConfig
+	swapKey     bool // report binds other keys than the bundle lists
+	swapNonce   bool // report binds another nonce
+	corruptSig  bool
+	badReport   []byte
+	measurement [48]byte
+}
+
+func makeBundle(t testing.TB, o bundleOpts) []byte {
+	t.Helper()
+	var b proto.Bundle
+	b.Kind = "sim"
+	if o.kind != "" {
+		b.Kind = o.kind
+	}
+	rand.Read(b.Nonce[:])
+	for _, s := range proto.Suites() {
+		k, err := seal.GenerateKey(s.KEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Keys.HPKE = append(b.Keys.HPKE, k.Public())
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	b.Keys.Signing = pub
+	rd := b.ReportData()
+	if o.device.Now == nil {
+		o.device.Now = func() time.Time { return t0 }
+	}
+	o.device.Measurement = o.measurement
+	b.Report = sim.NewDevice(o.device).Report(rd)
+	if o.swapKey {
+		k, _ := seal.GenerateKey(proto.KEMX25519)
+		b.Keys.HPKE[1] = k.Public()
+	}
+	if o.swapNonce {
+		b.Nonce[0] ^= 1
+	}
+	if o.corruptSig {
+		b.Report[len(b.Report)-1] ^= 1
+	}
+	if o.badReport != nil {
+		b.Report = o.badReport
+	}
+	enc, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
+}
+
+func TestVerifyAcceptsValidSimulated(t *testing.T) {
+	enc := makeBundle(t, bundleOpts{})
+	p := policy.InsecureSimulated()
+	v, err := Verify(enc, p, Options{Now: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Kind() != "sim" || !v.Simulated() || v.PolicyName() != p.Name || v.PolicyHash() != p.Hash() {
+		t.Fatalf("verified fields: %s %v %s", v.Kind(), v.Simulated(), v.PolicyName())
+	}
+	if v.BundleHash() != proto.BundleHash(enc) || !v.EvidenceTime().Equal(t0) || !v.Expires().Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("hash/time fields wrong: %v %v", v.EvidenceTime(), v.Expires())
+	}
+	if len(v.Suites()) != 2 || v.Suites()[0] != proto.SuiteMLKEM768X25519 {
+		t.Fatalf("suites %v", v.Suites())
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	otherRoot, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	measured := [48]byte{1, 2, 3}
+	pinned := policy.InsecureSimulated()
+	pinned.Sim.Measurements = []string{strings.Repeat("ab", 48)}
+	debugOK := policy.InsecureSimulated()
+	debugOK.Sim.AllowDebug = true
+
+	tests := []struct {
+		name     string
+		bundle   bundleOpts
+		policy   *policy.Policy
+		now      time.Time
+		opts     Options
+		wantCode Code
+		wantSub  string
+	}{
+		{name: "simulated under default policy", policy: policy.Default(), wantCode: CodePolicy, wantSub: "allow_simulated"},
+		{name: "bad signature", bundle: bundleOpts{corruptSig: true}, wantCode: CodeSignature},
+		{name: "wrong root", bundle: bundleOpts{device: sim.DeviceConfig{SigningKey: otherPriv}}, wantCode: CodeSignature},
+		{name: "pinned root differs", opts: Options{SimRoot: otherRoot}, wantCode: CodeSignature},
+		{name: "bound key differs from listed key", bundle: bundleOpts{swapKey: true}, wantCode: CodeBinding, wantSub: "report_data"},
+		{name: "nonce differs", bundle: bundleOpts{swapNonce: true}, wantCode: CodeBinding},
+		{name: "debug", bundle: bundleOpts{device: sim.DeviceConfig{Debug: true}}, wantCode: CodePolicy, wantSub: "debug"},
+		{name: "measurement not allowed", bundle: bundleOpts{measurement: measured}, policy: pinned, wantCode: CodePolicy, wantSub: "measurement"},
+		{name: "too old", now: t0.Add(16 * time.Minute), wantCode: CodeStale, wantSub: "evidence age"},
+		{name: "from the future", now: t0.Add(-2 * time.Minute), wantCode: CodeStale, wantSub: "evidence time"},
+		{name: "truncated report", bundle: bundleOpts{badReport: []byte("SGSIM")}, wantCode: CodeMalformed},
+		{name: "unknown kind", bundle: bundleOpts{kind: "qux"}, wantCode: CodeUnknownKind},
+		{name: "zero time", now: time.Time{}, opts: Options{}, wantCode: CodeOptions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc := makeBundle(t, tt.bundle)
+			p := tt.policy
+			if p == nil {
+				p = policy.InsecureSimulated()
+			}
+			opts := tt.opts
+			opts.Now = tt.now
+			if tt.now.IsZero() && tt.wantCode != CodeOptions {
+				opts.Now = t0.Add(time.Minute)
+			}
+			v, err := Verify(enc, p, opts)
+			if err == nil {
+				t.Fatalf("verified %v, want %s error", v.Kind(), tt.wantCode)
+			}
+			if CodeOf(err) != tt.wantCode || !strings.Contains(err.Error(), tt.wantSub) {
+				t.Fatalf("err = %v (code %q), want code %q containing %q", err, CodeOf(err), tt.wantCode, tt.wantSub)
+			}
+		})
+	}
+	// The same debug bundle passes when the policy allows debug, so the
+	// debug case above fails for the debug flag alone.
+	enc := makeBundle(t, bundleOpts{device: sim.DeviceConfig{Debug: true}})
+	if _, err := Verify(enc, debugOK, Options{Now: t0}); err != nil {
+		t.Fatalf("debug allowed: %v", err)
+	}
+}
+
+func TestVerifyRejectsMalformedBundle(t *testing.T) {
+	enc := makeBundle(t, bundleOpts{})
+	for _, bad := range [][]byte{nil, enc[:10], append(append([]byte{}, enc...), 0)} {
+		if _, err := Verify(bad, policy.InsecureSimulated(), Options{Now: t0}); CodeOf(err) != CodeMalformed {
+			t.Fatalf("err = %v, want malformed", err)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	f.Add(makeBundle(f, bundleOpts{}))
+	f.Add([]byte("SGEB"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := Verify(b, policy.InsecureSimulated(), Options{Now: t0})
+		if err == nil && v == nil {
+			t.Fatal("nil verified without error")
+		}
+		if err != nil && CodeOf(err) == "" {
+			t.Fatalf("error without a code: %v", err)
+		}
+	})
+}
