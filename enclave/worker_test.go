@@ -1,0 +1,232 @@
+package enclave
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/attestation"
+	"github.com/sealgate/sealgate/attestation/policy"
+	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/seal"
+)
+
+// testWorker is a Worker with one key generation installed directly, so
+// its handler can be exercised without a gateway.
+func testWorker(t *testing.T, cfg Config) (*Worker, *httptest.Server) {
+	t.Helper()
+	cfg.ID, cfg.GatewayURL = "w-test", "http://127.0.0.1:1"
+	cfg.Evidence = SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})}
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := w.newGeneration(context.Background(), [proto.NonceSize]byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.current = gen
+	srv := httptest.NewServer(w.Handler())
+	t.Cleanup(srv.Close)
+	return w, srv
+}
+
+// sealTo seals a task payload to the worker's current keys, as a client
+// that verified its bundle would, and returns the request and the
+// forwarded body for candidate 0.
+func sealTo(t *testing.T, w *Worker, task string, payload []byte) (*seal.Request, []byte) {
+	t.Helper()
+	v, err := attestation.Verify(w.Bundle(), policy.InsecureSimulated(), attestation.Options{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := v.HPKEKey(proto.KEMMLKEM768X25519)
+	req, err := seal.Seal(proto.SuiteMLKEM768X25519, []proto.HPKEKey{k}, task, payload, seal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proto.ReadRequestPreamble(bytes.NewReader(req.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := req.Bytes()[8+len(p.HeaderBytes)+proto.WrapSize:]
+	fwd := append(proto.AppendForwardPreamble(nil, p.HeaderBytes, 0, p.Wraps[0]), chunks...)
+	return req, fwd
+}
+
+func post(t *testing.T, srv *httptest.Server, body []byte) *http.Response {
+	t.Helper()
+	resp, err := http.Post(srv.URL+proto.PathServe, proto.MediaTypeForward, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func events(t *testing.T, req *seal.Request, body io.Reader) []proto.Event {
+	t.Helper()
+	r, err := req.OpenResponse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []proto.Event
+	for {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+}
+
+func TestServeSummarize(t *testing.T) {
+	w, srv := testWorker(t, Config{})
+	text := "Sealed prompts stay private. The gateway only sees ciphertext. Workers decrypt inside the TEE. Clients verify evidence first."
+	payload, _ := json.Marshal(proto.SummarizeRequest{Text: text, Sentences: 2})
+	req, fwd := sealTo(t, w, proto.TaskSummarize, payload)
+	resp := post(t, srv, fwd)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	evs := events(t, req, resp.Body)
+	if len(evs) != 2 || evs[0].Type != proto.EventData || evs[1].Type != proto.EventEnd {
+		t.Fatalf("events %v", evs)
+	}
+	summary := string(evs[0].Data)
+	if n := strings.Count(summary, ". ") + 1; n != 2 {
+		t.Fatalf("summary %q has %d sentences, want 2", summary, n)
+	}
+	var end proto.EndBody
+	if err := json.Unmarshal(evs[1].Data, &end); err != nil || end.Backend != "builtin" || end.InputUnits != int64(len(text)) {
+		t.Fatalf("end %+v %v", end, err)
+	}
+
+	// The same request again is a replay.
+	if resp := post(t, srv, fwd); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("replay: status %d, want 409", resp.StatusCode)
+	}
+}
+
+func TestServeTaskErrorsTravelSealed(t *testing.T) {
+	w, srv := testWorker(t, Config{Backend: Builtin{MaxInputBytes: 64}})
+	tests := []struct {
+		name, task string
+		payload    []byte
+		wantCode   string
+	}{
+		{"bad json", proto.TaskSummarize, []byte(`{"text":`), "bad_request"},
+		{"unknown field", proto.TaskSummarize, []byte(`{"text":"a","prompt":"b"}`), "bad_request"},
+		{"empty text", proto.TaskSummarize, []byte(`{"text":"   "}`), "bad_request"},
+		{"too long", proto.TaskSummarize, []byte(`{"text":"` + strings.Repeat("a", 65) + `"}`), "bad_request"},
+		{"bad ratio", proto.TaskSummarize, []byte(`{"text":"One. Two.","ratio":3}`), "bad_request"},
+		{"unknown task", "chat", []byte(`{}`), "unsupported_task"},
+		{"bad language", proto.TaskTranslate, []byte(`{"text":"hi","from":"EN","to":"es"}`), "bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, fwd := sealTo(t, w, tt.task, tt.payload)
+			resp := post(t, srv, fwd)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			evs := events(t, req, resp.Body)
+			last := evs[len(evs)-1]
+			var body proto.ErrorBody
+			if last.Type != proto.EventError || json.Unmarshal(last.Data, &body) != nil || body.Code != tt.wantCode {
+				t.Fatalf("last event %v %s, want error %s", last.Type, last.Data, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestServeRefusals(t *testing.T) {
+	w, srv := testWorker(t, Config{})
+	other, _ := testWorker(t, Config{})
+	_, fwdOther := sealTo(t, other, proto.TaskSummarize, []byte(`{"text":"x"}`))
+	_, fwd := sealTo(t, w, proto.TaskSummarize, []byte(`{"text":"x"}`))
+	tampered := bytes.Clone(fwd)
+	tampered[len(tampered)-1] ^= 1
+
+	tests := []struct {
+		name       string
+		body       []byte
+		wantStatus int
+		wantCode   string
+	}{
+		{"sealed to another worker", fwdOther, http.StatusMisdirectedRequest, "unknown_key"},
+		{"tampered chunk", tampered, http.StatusBadRequest, "authentication"},
+		{"garbage", []byte("GET / HTTP/1.1"), http.StatusBadRequest, "bad_request"},
+		{"empty", nil, http.StatusBadRequest, "bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := post(t, srv, tt.body)
+			var e proto.ErrorResponse
+			json.NewDecoder(resp.Body).Decode(&e)
+			if resp.StatusCode != tt.wantStatus || e.Error.Code != tt.wantCode {
+				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, e.Error.Code, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestServeAtCapacity(t *testing.T) {
+	w, srv := testWorker(t, Config{MaxConcurrent: 1})
+	w.sem <- struct{}{} // one request in flight
+	defer func() { <-w.sem }()
+	_, fwd := sealTo(t, w, proto.TaskSummarize, []byte(`{"text":"x"}`))
+	resp := post(t, srv, fwd)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d retry-after %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestPreviousGenerationStillServes(t *testing.T) {
+	w, srv := testWorker(t, Config{})
+	req, fwd := sealTo(t, w, proto.TaskSummarize, []byte(`{"text":"Keys rotate. Old requests still open."}`))
+	gen, err := w.newGeneration(context.Background(), [proto.NonceSize]byte{8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.prev, w.current = w.current, gen
+	resp := post(t, srv, fwd)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if evs := events(t, req, resp.Body); evs[len(evs)-1].Type != proto.EventEnd {
+		t.Fatalf("events %v", evs)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	ev := SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"no id", Config{GatewayURL: "http://x", Evidence: ev}, "worker id"},
+		{"bad url", Config{ID: "w", GatewayURL: "ftp://x", Evidence: ev}, "gateway url"},
+		{"no evidence", Config{ID: "w", GatewayURL: "http://x"}, "evidence source"},
+		{"negative", Config{ID: "w", GatewayURL: "http://x", Evidence: ev, MaxConcurrent: -1}, "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
