@@ -152,4 +152,3 @@ func writeError(rw http.ResponseWriter, status int, code, msg string) {
 	rw.WriteHeader(status)
 	json.NewEncoder(rw).Encode(proto.ErrorResponse{Error: proto.ErrorBody{Code: code, Message: msg}})
 }
-
