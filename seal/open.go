@@ -24,11 +24,11 @@ type OpenerConfig struct {
 	// means 1 minute.
 	MaxSkew time.Duration
 	// MinSuite is the weakest suite accepted. The zero Suite accepts every
-	// supported suite.
+	// supported suite; any other value must be a supported suite.
 	MinSuite proto.Suite
 	// ReplayCapacity bounds how many request ids are remembered within the
 	// window of MaxAge+MaxSkew; when it is full, requests are refused with
-	// ErrReplayCacheFull. Zero means 1<<20.
+	// ErrReplayCacheFull. Zero means 1<<20; negative is an error.
 	ReplayCapacity int
 	// KeyLog, when non-nil, receives the worker's private keys and every
 	// request's secrets. INSECURE: for tests only.
@@ -72,6 +72,12 @@ func NewOpener(cfg OpenerConfig) (*Opener, error) {
 	if cfg.ReplayCapacity == 0 {
 		cfg.ReplayCapacity = 1 << 20
 	}
+	if cfg.ReplayCapacity < 0 {
+		return nil, fmt.Errorf("seal: replay capacity %d, want a positive number or zero for the default", cfg.ReplayCapacity)
+	}
+	if cfg.MinSuite != (proto.Suite{}) && !cfg.MinSuite.Supported() {
+		return nil, fmt.Errorf("%w: minimum suite %v is not supported, want the zero Suite or one of %v", ErrSuite, cfg.MinSuite, proto.Suites())
+	}
 	o := &Opener{cfg: cfg, keys: make(map[proto.KeyID]*PrivateKey), seen: make(map[[proto.RequestIDSize]byte]struct{})}
 	for _, k := range cfg.Keys {
 		o.keys[k.ID()] = k
@@ -100,6 +106,9 @@ type Opened struct {
 // ErrTrailingData if anything follows.
 func (o *Opener) Open(r io.Reader) (*Opened, error) {
 	p, err := proto.ReadForwardPreamble(r)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, ErrTruncated
+	}
 	if err != nil {
 		return nil, err
 	}

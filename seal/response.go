@@ -63,6 +63,9 @@ func (w *ResponseWriter) WriteEvent(e proto.Event) error {
 	if e.Terminal() {
 		return fmt.Errorf("seal: %v event must be written with Finish", e.Type)
 	}
+	if err := checkEvent(e); err != nil {
+		return err
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -94,6 +97,9 @@ func (w *ResponseWriter) onTimer() {
 func (w *ResponseWriter) Finish(e proto.Event) error {
 	if !e.Terminal() {
 		return fmt.Errorf("seal: Finish needs a terminal event, got %v", e.Type)
+	}
+	if err := checkEvent(e); err != nil {
+		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -127,6 +133,18 @@ func (w *ResponseWriter) Abort() {
 		w.timer.Stop()
 		w.timer = nil
 	}
+}
+
+// checkEvent refuses an event the client's reader would reject, so a worker
+// cannot write a stream that fails as malformed.
+func checkEvent(e proto.Event) error {
+	if e.Type < proto.EventData || e.Type > proto.EventEnd {
+		return fmt.Errorf("seal: event type %d, want %d to %d", uint8(e.Type), proto.EventData, proto.EventEnd)
+	}
+	if len(e.Data) > proto.MaxEventData {
+		return fmt.Errorf("seal: %v event of %d bytes, want at most %d", e.Type, len(e.Data), proto.MaxEventData)
+	}
+	return nil
 }
 
 // emit seals one chunk of at most ResponseChunkData stream bytes. w.mu is
@@ -165,6 +183,7 @@ type Response struct {
 	stream  []byte // decrypted stream bytes not yet returned
 	final   bool   // the final chunk has been read
 	ended   bool   // the terminal event has been returned
+	err     error  // first error; every later call returns it
 	index   int
 }
 
@@ -226,10 +245,25 @@ func (r *Response) readChunk() error {
 // Next returns the next event of the stream. After the terminal event it
 // returns io.EOF. It fails with ErrTruncated if the stream ends early, and
 // with ErrTrailingData if anything follows the terminal event.
+//
+// Errors are sticky: after one, every call returns it again, so a caller
+// that retries cannot skip a chunk that failed to authenticate or read
+// events that follow a rejected terminal event.
 func (r *Response) Next() (proto.Event, error) {
+	if r.err != nil {
+		return proto.Event{}, r.err
+	}
 	if r.ended {
 		return proto.Event{}, io.EOF
 	}
+	e, err := r.next()
+	if err != nil {
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Response) next() (proto.Event, error) {
 	for {
 		if len(r.stream) >= 5 {
 			n := binary.BigEndian.Uint32(r.stream[1:5])

@@ -1,0 +1,80 @@
+package seal
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/sealgate/sealgate/proto"
+)
+
+// The fuzz targets take their genuine messages from the known-answer
+// vectors: fuzz workers run in other processes, and only deterministic
+// messages are genuine in every one of them.
+
+// addCorruptions seeds f with each genuine message and a few corruptions
+// of it: cut in half, a flipped byte near the end, a trailing byte.
+func addCorruptions(f *testing.F, genuine [][]byte) {
+	for _, g := range genuine {
+		f.Add(g)
+		f.Add(g[:len(g)/2])
+		flip := bytes.Clone(g)
+		flip[len(flip)-20] ^= 1
+		f.Add(flip)
+		f.Add(append(bytes.Clone(g), 0))
+	}
+	f.Add([]byte{})
+}
+
+// FuzzOpen feeds arbitrary bytes to Opener.Open. It must never panic, and
+// it may succeed only on a message a client actually sealed (every
+// vector's request, forwarded to each of its candidates): anything else
+// that opens is a forgery.
+func FuzzOpen(f *testing.F) {
+	var keys []*PrivateKey
+	var genuine [][]byte
+	for _, v := range loadVectors(f) {
+		if v.TimestampMS != testNow.UnixMilli() {
+			f.Fatalf("vector timestamp %d, want %d", v.TimestampMS, testNow.UnixMilli())
+		}
+		keys = append(keys, vectorKeys(f, v)...)
+		req := splitRequest(f, v.ClientMessage)
+		for i := range v.Recipients {
+			genuine = append(genuine, req.forward(i))
+		}
+	}
+	addCorruptions(f, genuine)
+	f.Add([]byte(proto.MagicForward))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := newTestOpener(t, testNow, keys).Open(bytes.NewReader(data))
+		if err == nil && !slices.ContainsFunc(genuine, func(g []byte) bool { return bytes.Equal(g, data) }) {
+			t.Fatal("Open accepted bytes no client sealed")
+		}
+	})
+}
+
+// FuzzOpenResponse feeds arbitrary bytes to Request.OpenResponse, for the
+// requests of two vectors, and reads every event. It must never panic, and
+// a stream may be read to its end only if it is the vector's response.
+func FuzzOpenResponse(f *testing.F) {
+	vectors := loadVectors(f)
+	var reqs []*Request
+	var genuine [][]byte
+	for _, name := range []string{"x25519-3cand-1kib", "mlkem768x25519-3cand-1kib"} {
+		v := vectors[name]
+		if v == nil {
+			f.Fatalf("no vector %s", name)
+		}
+		reqs = append(reqs, vectorRequest(f, v, vectorKeys(f, v)))
+		genuine = append(genuine, v.ResponseMessage)
+	}
+	addCorruptions(f, genuine)
+	f.Add([]byte(proto.MagicResponse))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for i, req := range reqs {
+			if _, _, err := readResponse(req, data); err == nil && !bytes.Equal(data, genuine[i]) {
+				t.Fatalf("request %d: a response no candidate wrote was read to its end", i)
+			}
+		}
+	})
+}
