@@ -150,6 +150,10 @@ func (o *Opener) Open(r io.Reader) (*Opened, error) {
 		return nil, ErrAuthentication
 	}
 
+	// A cheap look before the body is decrypted; remember below decides.
+	if o.served(h.RequestID) {
+		return nil, ErrReplay
+	}
 	padded, err := readBody(r, dataKey, p.HeaderBytes)
 	if err != nil {
 		return nil, err
@@ -214,6 +218,16 @@ func expectEOF(r io.Reader) error {
 		return nil
 	}
 	return err
+}
+
+// served reports whether id was already served. It does not reserve id:
+// two concurrent requests with one id can both pass it, and remember then
+// admits only the first.
+func (o *Opener) served(id [proto.RequestIDSize]byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.seen[id]
+	return ok
 }
 
 // remember records id as served, failing if it was already.
