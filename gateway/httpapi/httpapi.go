@@ -1,0 +1,386 @@
+// Package httpapi is the gateway's HTTP adapter, and the only package of
+// sealgate that imports echo. It decodes requests strictly, bounds every
+// body, calls a Service with plain types and the request's context, and
+// maps every error to an HTTP status in one place (handleError).
+//
+// Routes (see proto/api.go):
+//
+//	GET  /v1/candidates?task=T&max=N  -> proto.CandidateList
+//	POST /v1/requests                 sealed request -> sealed response stream
+//	POST /v1/workers/challenge        -> proto.Challenge (body empty or {})
+//	POST /v1/workers/register         proto.Registration -> proto.Admission
+//	GET  /healthz                     -> {"status":"ok"}
+//
+// JSON bodies must be Content-Type application/json (the challenge body may
+// be empty), hold at most proto.MaxJSONBody bytes, one object, no unknown
+// fields and nothing after it. Sealed requests must be Content-Type
+// proto.MediaTypeRequest and hold at most Config.MaxRequestBody bytes.
+// Errors are proto.ErrorResponse bodies with a stable code and a short
+// message; details go to the log only.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/sealgate/sealgate/gateway/api"
+	"github.com/sealgate/sealgate/proto"
+)
+
+// Service is what the HTTP API exposes. *gateway.Gateway implements it.
+type Service interface {
+	Challenge(ctx context.Context) (proto.Challenge, error)
+	Register(ctx context.Context, reg proto.Registration) (proto.Admission, error)
+	Candidates(ctx context.Context, task string, max int) (proto.CandidateList, error)
+	Relay(ctx context.Context, body io.Reader, sink api.Sink) error
+}
+
+// DefaultRetryAfter is the Retry-After of an api.Overloaded error that
+// does not say.
+const DefaultRetryAfter = time.Second
+
+// Config configures the handler.
+type Config struct {
+	// Service serves the requests. Required.
+	Service Service
+	// Logger receives one line per failed request, and one debug line per
+	// request. Nil means discard.
+	Logger *slog.Logger
+	// MaxRequestBody bounds a sealed request body. Required, positive.
+	MaxRequestBody int64
+	// BodyReadTimeout bounds reading a request body, from the start of the
+	// handler to the end of the body. Zero means no bound.
+	BodyReadTimeout time.Duration
+}
+
+// handler holds the resolved Config.
+type handler struct {
+	svc         Service
+	log         *slog.Logger
+	maxBody     int64
+	readTimeout time.Duration
+}
+
+// New returns the HTTP handler of the gateway's API.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Service == nil {
+		return nil, errors.New("httpapi: config: Service: found nil, want a service")
+	}
+	if cfg.MaxRequestBody <= 0 {
+		return nil, fmt.Errorf("httpapi: config: MaxRequestBody: found %d, want a positive limit", cfg.MaxRequestBody)
+	}
+	if cfg.BodyReadTimeout < 0 {
+		return nil, fmt.Errorf("httpapi: config: BodyReadTimeout: found %v, want zero or positive", cfg.BodyReadTimeout)
+	}
+	h := &handler{svc: cfg.Service, log: cfg.Logger, maxBody: cfg.MaxRequestBody, readTimeout: cfg.BodyReadTimeout}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(io.Discard)
+	e.HTTPErrorHandler = h.handleError
+	e.Use(h.accessLog)
+	e.GET(proto.PathCandidates, h.candidates)
+	e.POST(proto.PathRequests, h.relay)
+	e.POST(proto.PathChallenge, h.challenge)
+	e.POST(proto.PathRegister, h.register)
+	e.GET(proto.PathHealth, h.health)
+	return e, nil
+}
+
+// accessLog writes one debug line per request: method, route, status,
+// duration and bytes written. It logs no header, query or body.
+func (h *handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			// The error handler writes the response and logs the error.
+			c.Error(err)
+		}
+		r := c.Request()
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method), slog.String("route", c.Path()),
+			slog.Int("status", c.Response().Status), slog.Int64("bytes_out", c.Response().Size),
+			slog.Duration("duration", time.Since(start)))
+		return nil
+	}
+}
+
+// statusOf is the HTTP status of every error code.
+var statusOf = map[api.Code]int{
+	api.BadRequest:           http.StatusBadRequest,
+	api.TooLarge:             http.StatusRequestEntityTooLarge,
+	api.UnsupportedMediaType: http.StatusUnsupportedMediaType,
+	api.BadChallenge:         http.StatusForbidden,
+	api.AttestationRefused:   http.StatusForbidden,
+	api.KeyConflict:          http.StatusConflict,
+	api.UnknownCandidates:    http.StatusUnprocessableEntity,
+	api.UpstreamFailed:       http.StatusBadGateway,
+	api.Overloaded:           http.StatusServiceUnavailable,
+	api.Unavailable:          http.StatusServiceUnavailable,
+	api.NotFound:             http.StatusNotFound,
+	api.MethodNotAllowed:     http.StatusMethodNotAllowed,
+	api.Internal:             http.StatusInternalServerError,
+}
+
+// classify turns any error into the client's view of it. Only api.Error
+// messages reach the client; anything else is an internal error.
+func classify(err error) (status int, body proto.ErrorBody, retryAfter time.Duration) {
+	var ae *api.Error
+	var he *echo.HTTPError
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		status, ok := statusOf[ae.Code]
+		if !ok {
+			return http.StatusInternalServerError, proto.ErrorBody{Code: string(api.Internal), Message: "internal error"}, 0
+		}
+		retryAfter = ae.RetryAfter
+		if ae.Code == api.Overloaded && retryAfter <= 0 {
+			retryAfter = DefaultRetryAfter
+		}
+		return status, proto.ErrorBody{Code: string(ae.Code), Message: ae.Message}, retryAfter
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, proto.ErrorBody{Code: string(api.TooLarge), Message: "request body too large"}, 0
+	case errors.As(err, &he):
+		switch he.Code {
+		case http.StatusNotFound:
+			return he.Code, proto.ErrorBody{Code: string(api.NotFound), Message: "no such route"}, 0
+		case http.StatusMethodNotAllowed:
+			return he.Code, proto.ErrorBody{Code: string(api.MethodNotAllowed), Message: "method not allowed on this route"}, 0
+		}
+	}
+	return http.StatusInternalServerError, proto.ErrorBody{Code: string(api.Internal), Message: "internal error"}, 0
+}
+
+// handleError is the one place errors become HTTP responses. The client
+// gets the code and the safe message; the log gets the error itself.
+func (h *handler) handleError(err error, c echo.Context) {
+	r := c.Request()
+	status, body, retryAfter := classify(err)
+	level := slog.LevelInfo
+	switch {
+	case status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case status >= 500:
+		level = slog.LevelWarn
+	}
+	committed := c.Response().Committed
+	h.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("method", r.Method), slog.String("route", c.Path()),
+		slog.Int("status", status), slog.String("code", body.Code),
+		slog.Bool("response_started", committed), slog.Any("err", err))
+	if committed {
+		return
+	}
+	if retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if err := c.JSON(status, proto.ErrorResponse{Error: body}); err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "writing error response", slog.Any("err", err))
+	}
+}
+
+func (h *handler) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ok"})
+}
+
+func (h *handler) challenge(c echo.Context) error {
+	// The body may be empty; if it is not, it must be the empty object.
+	if r := c.Request(); r.ContentLength != 0 {
+		if err := requireMediaType(r, "application/json"); err != nil {
+			return err
+		}
+		body, done := h.body(c, proto.MaxJSONBody)
+		defer done()
+		if err := decodeJSON(body, &struct{}{}); err != nil {
+			return err
+		}
+	}
+	ch, err := h.svc.Challenge(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, ch)
+}
+
+func (h *handler) register(c echo.Context) error {
+	if err := requireMediaType(c.Request(), "application/json"); err != nil {
+		return err
+	}
+	if c.Request().ContentLength > proto.MaxJSONBody {
+		return api.New(api.TooLarge, "request body too large")
+	}
+	body, done := h.body(c, proto.MaxJSONBody)
+	defer done()
+	var reg proto.Registration
+	if err := decodeJSON(body, &reg); err != nil {
+		return err
+	}
+	adm, err := h.svc.Register(c.Request().Context(), reg)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, adm)
+}
+
+func (h *handler) candidates(c echo.Context) error {
+	q := c.Request().URL.Query()
+	if len(q["task"]) != 1 {
+		return api.New(api.BadRequest, "task: want exactly one task parameter")
+	}
+	max := 0 // the service's default
+	switch vs := q["max"]; len(vs) {
+	case 0:
+	case 1:
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n < 1 || n > proto.MaxListed {
+			return api.New(api.BadRequest, fmt.Sprintf("max: want an integer from 1 to %d", proto.MaxListed))
+		}
+		max = n
+	default:
+		return api.New(api.BadRequest, "max: want at most one max parameter")
+	}
+	list, err := h.svc.Candidates(c.Request().Context(), q.Get("task"), max)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list)
+}
+
+func (h *handler) relay(c echo.Context) error {
+	r := c.Request()
+	if err := requireMediaType(r, proto.MediaTypeRequest); err != nil {
+		return err
+	}
+	if r.ContentLength > h.maxBody {
+		return api.New(api.TooLarge, "request body too large")
+	}
+	body, done := h.body(c, h.maxBody)
+	defer done()
+	sink := &sink{res: c.Response(), rc: http.NewResponseController(c.Response().Writer)}
+	return h.svc.Relay(r.Context(), body, sink)
+}
+
+// body returns the request body limited to max bytes and, when
+// BodyReadTimeout is set, under a read deadline that is lifted as soon as
+// the body has been read to its end (so that a long response stream is not
+// cut off) or when done is called.
+func (h *handler) body(c echo.Context, max int64) (io.Reader, func()) {
+	limited := http.MaxBytesReader(c.Response(), c.Request().Body, max)
+	if h.readTimeout <= 0 {
+		return limited, func() {}
+	}
+	rc := http.NewResponseController(c.Response().Writer)
+	if err := rc.SetReadDeadline(time.Now().Add(h.readTimeout)); err != nil {
+		// Not every ResponseWriter supports deadlines (httptest's
+		// recorder does not); the body is still bounded in size.
+		return limited, func() {}
+	}
+	lift := func() { rc.SetReadDeadline(time.Time{}) }
+	return &deadlineReader{r: limited, lift: lift}, lift
+}
+
+// deadlineReader lifts the connection's read deadline when its reader
+// returns an error, io.EOF included.
+type deadlineReader struct {
+	r      io.Reader
+	lift   func()
+	lifted bool
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && !d.lifted {
+		d.lifted = true
+		d.lift()
+	}
+	return n, err
+}
+
+// requireMediaType checks the request's Content-Type, parameters aside.
+func requireMediaType(r *http.Request, want string) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !strings.EqualFold(mt, want) {
+		return api.New(api.UnsupportedMediaType, "Content-Type: want "+want)
+	}
+	return nil
+}
+
+// decodeJSON decodes exactly one JSON object from body into v: no unknown
+// fields, nothing after it.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return api.New(api.BadRequest, "body: data after the JSON object")
+		}
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonError classifies a decoding failure. The cause goes to the log; the
+// client learns only what kind of problem it was.
+func jsonError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return api.Wrap(api.TooLarge, "request body too large", err)
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return api.Wrap(api.BadRequest, "body: not a JSON object", err)
+	case errors.As(err, &typ):
+		return api.Wrap(api.BadRequest, "body: field "+typ.Field+" has the wrong type", err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no type for this error. The log gets the
+		// field's name; the client, which sent it, does not need it.
+		return api.Wrap(api.BadRequest, "body: unknown field", err)
+	}
+	return api.Wrap(api.BadRequest, "body: invalid JSON", err)
+}
+
+// sink streams a relayed response to the client.
+type sink struct {
+	res *echo.Response
+	rc  *http.ResponseController
+}
+
+var _ api.Sink = (*sink)(nil)
+
+func (s *sink) Start(workerID string) error {
+	h := s.res.Header()
+	h.Set("Content-Type", proto.MediaTypeResponse)
+	h.Set(proto.HeaderWorker, workerID)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	s.res.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *sink) Write(p []byte) (int, error) { return s.res.Write(p) }
+
+func (s *sink) Flush() error { return s.rc.Flush() }
