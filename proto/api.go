@@ -8,12 +8,12 @@ import "time"
 const (
 	// Gateway, for clients.
 	PathCandidates = "/v1/candidates" // GET ?task=T&max=N -> CandidateList
-	PathRequests   = "/v1/requests"   // POST MagicRequest message -> sealed response stream
+	PathRequests   = "/v1/requests"   // POST MediaTypeRequest (a MagicRequest message) -> MediaTypeResponse stream
 	// Gateway, for workers.
-	PathChallenge = "/v1/workers/challenge" // POST -> Challenge
-	PathRegister  = "/v1/workers/register"  // POST Registration -> Admission
+	PathChallenge = "/v1/workers/challenge" // POST, empty body or application/json -> Challenge
+	PathRegister  = "/v1/workers/register"  // POST application/json Registration -> Admission
 	// Worker, for the gateway.
-	PathServe = "/v1/serve" // POST MagicForward message -> sealed response stream
+	PathServe = "/v1/serve" // POST MediaTypeForward (a MagicForward message) -> MediaTypeResponse stream
 	// Both.
 	PathHealth = "/healthz"
 

@@ -217,7 +217,7 @@ func readHeader(r io.Reader, magic string) (*Header, []byte, error) {
 		return nil, nil, noEOF(err)
 	}
 	if string(pre[:4]) != magic {
-		return nil, nil, malformed("preamble", "magic", "found %q, want %q", pre[:4], magic)
+		return nil, nil, malformed("preamble", "magic", "found other bytes, want %q", magic)
 	}
 	n := binary.BigEndian.Uint32(pre[4:])
 	if n > MaxHeaderSize {
@@ -269,7 +269,7 @@ func ParseResponseHeader(b []byte) (*ResponseHeader, error) {
 		return nil, malformed(s, "length", "found %d bytes, want %d", len(b), ResponseHeaderSize)
 	}
 	if string(b[:4]) != MagicResponse {
-		return nil, malformed(s, "magic", "found %q, want %q", b[:4], MagicResponse)
+		return nil, malformed(s, "magic", "found other bytes, want %q", MagicResponse)
 	}
 	if v := binary.BigEndian.Uint16(b[4:]); v != Version {
 		return nil, malformed(s, "version", "found %d, want %d", v, Version)

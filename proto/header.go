@@ -143,7 +143,7 @@ func ValidateTask(task string) error {
 		c := task[i]
 		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '-')
 		if !ok {
-			return malformed("header", "task", "found %q, want [a-z][a-z0-9-]*", task)
+			return malformed("header", "task", "found a character outside [a-z0-9-] or a leading non-letter, want [a-z][a-z0-9-]*")
 		}
 	}
 	return nil
