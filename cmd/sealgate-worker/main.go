@@ -14,10 +14,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha512"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -51,7 +49,7 @@ func run() error {
 		return fmt.Errorf("no hardware TEE evidence source in this build; pass -insecure-simulated-tee to run with the INSECURE simulated TEE")
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	measurement, err := selfMeasurement()
+	measurement, err := sim.MeasureExecutable()
 	if err != nil {
 		return err
 	}
@@ -72,25 +70,4 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return w.Run(ctx, ln)
-}
-
-// selfMeasurement hashes the running binary with SHA-384, the measurement
-// the simulated TEE reports.
-func selfMeasurement() ([sim.MeasurementSize]byte, error) {
-	var m [sim.MeasurementSize]byte
-	path, err := os.Executable()
-	if err != nil {
-		return m, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return m, err
-	}
-	defer f.Close()
-	h := sha512.New384()
-	if _, err := io.Copy(h, f); err != nil {
-		return m, err
-	}
-	copy(m[:], h.Sum(nil))
-	return m, nil
 }

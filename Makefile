@@ -1,0 +1,27 @@
+# sealgate: the two commands a newcomer runs are `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo test build vet bench fmt
+
+## demo: start a local gateway and two simulated-TEE workers, summarize a sample document privately
+demo:
+	scripts/setup
+	$(GO) run ./cmd/sealgate demo
+
+## test: vet and run every test with the race detector (what CI runs)
+test:
+	scripts/setup
+	scripts/test
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+## bench: sealing benchmarks against raw crypto/hpke in the same run
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./seal
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,126 @@
+// Command sealgate is the gateway, the client CLI and the demo.
+//
+//	sealgate gateway    run a gateway
+//	sealgate summarize  summarize a file or stdin through a gateway
+//	sealgate translate  translate a file or stdin through a gateway
+//	sealgate demo       run a local network and a private summarize request
+//	sealgate version    print the version
+//
+// Exit codes: 0 success; 1 other error; 2 usage; 3 no verified candidate
+// (attestation refused); 4 gateway error or overload; 5 the task failed in
+// the worker; 6 the response failed integrity checks (truncated or forged).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/seal"
+)
+
+// version is set at link time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `usage: sealgate <command> [flags]
+
+commands:
+  gateway    run a gateway
+  summarize  summarize a file or stdin through a gateway
+  translate  translate a file or stdin through a gateway
+  demo       run a local gateway and simulated-TEE workers and summarize a sample document
+  version    print the version
+
+Run 'sealgate <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "gateway":
+		err = runGateway(ctx, args[1:])
+	case "summarize":
+		err = runSummarize(ctx, args[1:])
+	case "translate":
+		err = runTranslate(ctx, args[1:])
+	case "demo":
+		err = runDemo(ctx, args[1:])
+	case "version":
+		fmt.Println("sealgate", buildVersion())
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "sealgate: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "sealgate:", err)
+	return exitCode(err)
+}
+
+// usageError marks a command-line mistake (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// parseFlags parses args, reporting a bad flag as a usage error.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return &usageError{err.Error()}
+	}
+	return err
+}
+
+func exitCode(err error) int {
+	var ue *usageError
+	var te *client.TaskError
+	var ge *client.GatewayError
+	switch {
+	case errors.As(err, &ue):
+		return 2
+	case errors.Is(err, client.ErrNoCandidate):
+		return 3
+	case errors.As(err, &ge), errors.Is(err, client.ErrOverloaded):
+		return 4
+	case errors.As(err, &te):
+		return 5
+	case errors.Is(err, seal.ErrTruncated), errors.Is(err, seal.ErrAuthentication),
+		errors.Is(err, seal.ErrTrailingData), errors.Is(err, seal.ErrNotCandidate):
+		return 6
+	}
+	return 1
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sealgate/sealgate/internal/devnet"
+)
+
+// binary is the sealgate command built once for the scripted runs.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sealgate-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "sealgate")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func sealgate(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func TestCLIScripted(t *testing.T) {
+	network, err := devnet.Start(context.Background(), devnet.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+	gw := network.GatewayURL
+	doc := filepath.Join(t.TempDir(), "doc.txt")
+	if err := os.WriteFile(doc, []byte(devnet.SampleDocument), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.txt")
+	os.WriteFile(empty, nil, 0o600)
+
+	tests := []struct {
+		name       string
+		stdin      string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "no command", wantCode: 2, wantStderr: "usage: sealgate"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
+		{name: "version", args: []string{"version"}, wantStdout: "sealgate "},
+		{name: "summarize a file", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-sentences", "2", doc},
+			wantStdout: "patient records", wantStderr: "INSECURE"},
+		{name: "summarize stdin", stdin: devnet.SampleDocument, args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-"},
+			wantStdout: "confidential computing"},
+		{name: "default policy refuses simulated workers", args: []string{"summarize", "-gateway", gw, doc},
+			wantCode: 3, wantStderr: "allow_simulated"},
+		{name: "gateway unreachable", args: []string{"summarize", "-gateway", "http://127.0.0.1:1", "-insecure-allow-simulated", doc},
+			wantCode: 1, wantStderr: "listing candidates"},
+		{name: "empty input", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", empty},
+			wantCode: 1, wantStderr: "input is empty"},
+		{name: "missing file", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "/nonexistent/doc.txt"},
+			wantCode: 1, wantStderr: "no such file"},
+		{name: "two files", args: []string{"summarize", "-gateway", gw, doc, doc}, wantCode: 2, wantStderr: "one input file"},
+		{name: "bad ratio travels sealed", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-ratio", "7", doc},
+			wantCode: 5, wantStderr: "ratio"},
+		{name: "translate needs languages", args: []string{"translate", "-gateway", gw, doc}, wantCode: 2, wantStderr: "-from and -to"},
+		{name: "gateway flags conflict", args: []string{"gateway", "-policy", "p.json", "-insecure-allow-simulated"}, wantCode: 2, wantStderr: "exclusive"},
+		{name: "bad flag", args: []string{"summarize", "-nope"}, wantCode: 2, wantStderr: "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sealgate(t, tt.stdin, tt.args...)
+			if r.code != tt.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
+			}
+			if !strings.Contains(strings.ToLower(r.stdout), strings.ToLower(tt.wantStdout)) {
+				t.Errorf("stdout %q does not contain %q", r.stdout, tt.wantStdout)
+			}
+			if !strings.Contains(r.stderr, tt.wantStderr) {
+				t.Errorf("stderr %q does not contain %q", r.stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestCLIJSONNamesTheVerifiedWorker(t *testing.T) {
+	network, err := devnet.Start(context.Background(), devnet.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+	r := sealgate(t, devnet.SampleDocument, "summarize", "-gateway", network.GatewayURL, "-insecure-allow-simulated", "-json", "-sentences", "3")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var out struct {
+		Text   string
+		Worker struct {
+			ID, Kind    string
+			Simulated   bool
+			Measurement string
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v in %s", err, r.stdout)
+	}
+	if out.Text == "" || out.Worker.Kind != "sim" || !out.Worker.Simulated || !strings.HasPrefix(out.Worker.ID, "sim-worker-") || len(out.Worker.Measurement) != 96 {
+		t.Fatalf("json %+v", out)
+	}
+}
+
+// Without Apertium in the worker, translate fails with a message naming
+// the Debian package; with it, it translates.
+func TestCLITranslate(t *testing.T) {
+	_, lookErr := exec.LookPath("apertium")
+	network, err := devnet.Start(context.Background(), devnet.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+	r := sealgate(t, "The house is red.", "translate", "-gateway", network.GatewayURL, "-insecure-allow-simulated", "-from", "en", "-to", "es")
+	switch {
+	case lookErr != nil && (r.code != 5 || !strings.Contains(r.stderr, "apertium-eng-spa")):
+		t.Fatalf("exit %d stderr %q, want exit 5 naming apertium-eng-spa", r.code, r.stderr)
+	case lookErr == nil && r.code == 0 && !strings.Contains(strings.ToLower(r.stdout), "casa"):
+		t.Fatalf("translation %q does not contain casa", r.stdout)
+	case lookErr == nil && r.code != 0 && !strings.Contains(r.stderr, "apertium-eng-spa"):
+		t.Fatalf("exit %d stderr %q, want a translation or a message naming apertium-eng-spa", r.code, r.stderr)
+	}
+}

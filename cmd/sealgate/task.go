@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sealgate/sealgate/client"
+)
+
+// maxInput bounds what the CLI reads from a file or stdin.
+const maxInput = 8 << 20
+
+// clientFlags are the flags every task command shares.
+type clientFlags struct {
+	gateway     string
+	policyFile  string
+	insecureSim bool
+	k           int
+	json        bool
+	timeout     time.Duration
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.gateway, "gateway", envOr("SEALGATE_GATEWAY", "http://127.0.0.1:8080"), "gateway base URL (env SEALGATE_GATEWAY)")
+	fs.StringVar(&f.policyFile, "policy", "", "client attestation policy file (default: the built-in hardware-only policy)")
+	fs.BoolVar(&f.insecureSim, "insecure-allow-simulated", false, "INSECURE: accept workers on the simulated TEE (development only)")
+	fs.IntVar(&f.k, "k", 3, "number of verified workers to seal each request to")
+	fs.BoolVar(&f.json, "json", false, "print a JSON result")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
+}
+
+func (f *clientFlags) client() (*client.Client, error) {
+	pol, err := loadPolicy(f.policyFile, f.insecureSim)
+	if err != nil {
+		return nil, err
+	}
+	if pol.AllowSimulated {
+		fmt.Fprintln(os.Stderr, "sealgate: WARNING: INSECURE policy accepts simulated TEE workers; their evidence proves nothing")
+	}
+	return client.New(client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k})
+}
+
+func runSummarize(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sealgate summarize", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	sentences := fs.Int("sentences", 0, "sentences wanted (0: the worker chooses from -ratio)")
+	ratio := fs.Float64("ratio", 0, "share of sentences kept when -sentences is 0 (0: the worker's default)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	text, err := readInput(fs.Args())
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	res, err := c.Summarize(ctx, text, client.SummarizeOptions{Sentences: *sentences, Ratio: *ratio})
+	if err != nil {
+		return err
+	}
+	return printResult(res, cf.json)
+}
+
+func runTranslate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sealgate translate", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	from := fs.String("from", "", "source language, such as en (required)")
+	to := fs.String("to", "", "target language, such as es (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return &usageError{"translate needs -from and -to"}
+	}
+	text, err := readInput(fs.Args())
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	res, err := c.Translate(ctx, text, *from, *to)
+	if err != nil {
+		return err
+	}
+	return printResult(res, cf.json)
+}
+
+// readInput reads the one named file, or stdin for none or "-".
+func readInput(args []string) (string, error) {
+	var r io.Reader = os.Stdin
+	switch {
+	case len(args) > 1:
+		return "", &usageError{fmt.Sprintf("one input file at most, found %d", len(args))}
+	case len(args) == 1 && args[0] != "-":
+		f, err := os.Open(args[0])
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return "", err
+	}
+	if len(data) > maxInput {
+		return "", fmt.Errorf("input larger than %d bytes", maxInput)
+	}
+	if len(data) == 0 {
+		return "", errors.New("input is empty")
+	}
+	return string(data), nil
+}
+
+func printResult(res *client.Result, asJSON bool) error {
+	if !asJSON {
+		fmt.Println(res.Text)
+		return nil
+	}
+	out := struct {
+		Text      string `json:"text"`
+		RequestID string `json:"request_id"`
+		Worker    struct {
+			ID          string    `json:"id"`
+			Kind        string    `json:"kind"`
+			Simulated   bool      `json:"simulated"`
+			Measurement string    `json:"measurement"`
+			Evidence    string    `json:"evidence_sha256"`
+			Time        time.Time `json:"evidence_time"`
+			Policy      string    `json:"policy"`
+		} `json:"worker"`
+		Backend string `json:"backend"`
+		Model   string `json:"model"`
+	}{Text: res.Text, RequestID: res.RequestID, Backend: res.End.Backend, Model: res.End.Model}
+	w := res.Worker
+	out.Worker.ID, out.Worker.Kind, out.Worker.Simulated = w.ID, w.Kind, w.Simulated
+	out.Worker.Measurement, out.Worker.Evidence, out.Worker.Time, out.Worker.Policy = w.Measurement, w.BundleHash, w.EvidenceTime, w.Policy
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
