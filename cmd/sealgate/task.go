@@ -55,21 +55,9 @@ func runSummarize(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	text, err := readInput(fs.Args())
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	res, err := c.Summarize(ctx, text, client.SummarizeOptions{Sentences: *sentences, Ratio: *ratio})
-	if err != nil {
-		return err
-	}
-	return printResult(res, cf.json)
+	return cf.run(ctx, fs.Args(), func(ctx context.Context, c *client.Client, text string) (*client.Result, error) {
+		return c.Summarize(ctx, text, client.SummarizeOptions{Sentences: *sentences, Ratio: *ratio})
+	})
 }
 
 func runTranslate(ctx context.Context, args []string) error {
@@ -84,21 +72,29 @@ func runTranslate(ctx context.Context, args []string) error {
 	if *from == "" || *to == "" {
 		return &usageError{"translate needs -from and -to"}
 	}
-	text, err := readInput(fs.Args())
+	return cf.run(ctx, fs.Args(), func(ctx context.Context, c *client.Client, text string) (*client.Result, error) {
+		return c.Translate(ctx, text, *from, *to)
+	})
+}
+
+// run reads the input named by args, makes a client from the flags, calls
+// task within the timeout and prints the result.
+func (f *clientFlags) run(ctx context.Context, args []string, task func(context.Context, *client.Client, string) (*client.Result, error)) error {
+	text, err := readInput(args)
 	if err != nil {
 		return err
 	}
-	c, err := cf.client()
+	c, err := f.client()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := c.Translate(ctx, text, *from, *to)
+	res, err := task(ctx, c, text)
 	if err != nil {
 		return err
 	}
-	return printResult(res, cf.json)
+	return printResult(res, f.json)
 }
 
 // readInput reads the one named file, or stdin for none or "-".
