@@ -25,56 +25,34 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/proto"
 )
 
-// Code classifies a verification failure. Codes are stable: tools and
-// exit codes depend on them.
-type Code string
+// Code classifies a verification failure; see package check.
+type Code = check.Code
 
-// Failure classes.
+// Failure classes, re-exported from package check.
 const (
-	CodeMalformed   Code = "malformed"    // the bundle or report does not parse
-	CodeUnknownKind Code = "unknown_kind" // a TEE kind this verifier does not know
-	CodeSignature   Code = "signature"    // a report signature does not verify
-	CodePolicy      Code = "policy"       // a verified field is not allowed by policy
-	CodeBinding     Code = "binding"      // REPORT_DATA does not bind the bundle
-	CodeStale       Code = "stale"        // the evidence is older than policy allows
-	CodeOptions     Code = "options"      // the caller's Options are unusable
+	CodeMalformed         = check.CodeMalformed
+	CodeUnknownKind       = check.CodeUnknownKind
+	CodeSignature         = check.CodeSignature
+	CodeChain             = check.CodeChain
+	CodeRevoked           = check.CodeRevoked
+	CodeCollateralExpired = check.CodeCollateralExpired
+	CodePolicy            = check.CodePolicy
+	CodeBinding           = check.CodeBinding
+	CodeStale             = check.CodeStale
+	CodeOptions           = check.CodeOptions
 )
 
-// Error is a verification failure.
-type Error struct {
-	Code  Code
-	Field string // the checked field, such as "report_data"
-	Found string // the value found, short and printable
-	Want  string // the value wanted
-	Err   error  // an underlying cause, when there is one
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("attestation %s: %s", e.Code, e.Field)
-	if e.Found != "" || e.Want != "" {
-		s += fmt.Sprintf(": found %s, want %s", e.Found, e.Want)
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// Error is a verification failure; see package check.
+type Error = check.Error
 
 // CodeOf returns the Code of err, or "" if err is not an *Error.
-func CodeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
-}
+func CodeOf(err error) Code { return check.CodeOf(err) }
 
 // Options inject what verification depends on.
 type Options struct {

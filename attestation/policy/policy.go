@@ -57,6 +57,12 @@ type Policy struct {
 	MinHPKESuite string `json:"min_hpke_suite,omitempty"`
 	// Sim holds the rules for simulated evidence.
 	Sim SimRules `json:"sim"`
+	// TDX holds the rules for Intel TDX evidence; required when TEEKinds
+	// lists "tdx".
+	TDX *TDXRules `json:"tdx,omitempty"`
+	// SNP holds the rules for AMD SEV-SNP evidence; required when TEEKinds
+	// lists "snp".
+	SNP *SNPRules `json:"snp,omitempty"`
 }
 
 // SimRules constrain simulated evidence.
@@ -154,6 +160,22 @@ func (p *Policy) Validate() error {
 	}
 	if _, err := p.MinSuite(); err != nil {
 		return fmt.Errorf("policy: min_hpke_suite: %v", err)
+	}
+	if p.Accepts(KindTDX) && p.TDX == nil {
+		return fmt.Errorf("policy: tdx: found none, want rules for the tdx kind listed in tee_kinds")
+	}
+	if p.TDX != nil {
+		if err := p.TDX.validate(); err != nil {
+			return err
+		}
+	}
+	if p.Accepts(KindSNP) && p.SNP == nil {
+		return fmt.Errorf("policy: snp: found none, want rules for the snp kind listed in tee_kinds")
+	}
+	if p.SNP != nil {
+		if err := p.SNP.validate(); err != nil {
+			return err
+		}
 	}
 	for _, m := range p.Sim.Measurements {
 		if b, err := hex.DecodeString(m); err != nil || len(b) != 48 {

@@ -20,7 +20,7 @@ func TestEmbeddedPolicies(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	good := `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{}}`
+	good := `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{},"tdx":{"any_measurement":true}}`
 	if _, err := Parse([]byte(good)); err != nil {
 		t.Fatalf("good policy: %v", err)
 	}
@@ -34,8 +34,18 @@ func TestParseRejects(t *testing.T) {
 		{"sim without allow", `{"version":1,"name":"p","tee_kinds":["sim"],"max_evidence_age":"10m"}`, "allow_simulated"},
 		{"bad duration", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"ten"}`, "duration"},
 		{"tiny age", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"1ms"}`, "max_evidence_age"},
+		{"tdx kind without rules", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m"}`, "tdx: found none"},
+		{"snp kind without rules", `{"version":1,"name":"p","tee_kinds":["snp"],"max_evidence_age":"10m"}`, "snp: found none"},
+		{"bad mrtd", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"measurements":[{"mrtd":"00"}]}}`, "tdx.measurements[0].mrtd"},
+		{"bad rtmr", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"measurements":[{"mrtd":"` + strings.Repeat("00", 48) + `","rtmr2":"zz"}]}}`, "rtmr2"},
+		{"bad tcb status", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true,"accepted_tcb_statuses":["Fine"]}}`, "accepted_tcb_statuses"},
+		{"bad svn", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true,"min_tee_tcb_svn":"01"}}`, "min_tee_tcb_svn"},
+		{"bad snp measurement", `{"version":1,"name":"p","tee_kinds":["snp"],"max_evidence_age":"10m","snp":{"measurements":["ab"]}}`, "snp.measurements[0]"},
+		{"bad host data", `{"version":1,"name":"p","tee_kinds":["snp"],"max_evidence_age":"10m","snp":{"any_measurement":true,"host_data":["ab"]}}`, "snp.host_data[0]"},
+		{"bad smt", `{"version":1,"name":"p","tee_kinds":["snp"],"max_evidence_age":"10m","snp":{"any_measurement":true,"smt":"maybe"}}`, "snp.smt"},
+		{"unknown tdx field", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"mrtd":"00"}}`, "unknown field"},
 		{"weak or unknown suite", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","min_hpke_suite":"p256"}`, "min_hpke_suite"},
-		{"bad measurement", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{"measurements":["abcd"]}}`, "sim.measurements"},
+		{"bad measurement", `{"version":1,"name":"p","tee_kinds":["sim"],"allow_simulated":true,"max_evidence_age":"10m","sim":{"measurements":["abcd"]}}`, "sim.measurements"},
 		{"trailing data", good + `{}`, "trailing"},
 		{"not json", `version: 1`, "invalid character"},
 	}
