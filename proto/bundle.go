@@ -19,7 +19,7 @@ const (
 	MaxCollateral    = 1 << 20
 	MaxGPUs          = 16
 	MaxGPUEvidence   = 64 << 10
-	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 4096
+	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 2 + AnchorSize + 4096
 	ReportDataSize   = 64
 	reportDataDomain = "sealgate/v1 report data\x00"
 )
@@ -63,6 +63,10 @@ type Bundle struct {
 	Report     []byte
 	Collateral []byte
 	GPU        [][]byte
+	// Anchor is an encoded time anchor (proto.Anchor), or empty. When it
+	// is set, Nonce must be AnchoredNonce(Anchor); hardware kinds need it
+	// to prove freshness.
+	Anchor []byte
 }
 
 // Marshal returns the canonical encoding of b.
@@ -84,6 +88,8 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	out.AddUint32(uint32(len(b.Collateral)))
 	out.AddBytes(b.Collateral)
 	out.AddBytes(b.marshalGPU())
+	out.AddUint16(uint16(len(b.Anchor)))
+	out.AddBytes(b.Anchor)
 	return out.Bytes()
 }
 
@@ -179,6 +185,14 @@ func (b *Bundle) validate() error {
 			return malformed(s, "gpu evidence", "entry %d: found %d bytes, want 1 to %d", i, len(g), MaxGPUEvidence)
 		}
 	}
+	if len(b.Anchor) > 0 {
+		if _, err := ParseAnchor(b.Anchor); err != nil {
+			return err
+		}
+		if AnchoredNonce(b.Anchor) != b.Nonce {
+			return malformed(s, "nonce", "found a nonce not derived from the bundle's anchor, want AnchoredNonce(anchor)")
+		}
+	}
 	return nil
 }
 
@@ -232,6 +246,13 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 			return nil, malformed(s, "gpu evidence", "entry %d truncated", i)
 		}
 		b.GPU = append(b.GPU, append([]byte{}, g...))
+	}
+	var anchor cryptobyte.String
+	if !in.ReadUint16LengthPrefixed(&anchor) {
+		return nil, malformed(s, "anchor", "truncated")
+	}
+	if len(anchor) > 0 {
+		b.Anchor = append([]byte{}, anchor...)
 	}
 	if !in.Empty() {
 		return nil, malformed(s, "length", "%d trailing bytes", len(in))

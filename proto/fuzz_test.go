@@ -229,7 +229,7 @@ func FuzzParseBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	b.GPU, b.Report, b.Collateral = nil, nil, nil
+	b.GPU, b.Report, b.Collateral, b.Anchor = nil, nil, nil, nil
 	b.Keys.HPKE = b.Keys.HPKE[1:]
 	minimal, err := b.Marshal()
 	if err != nil {
@@ -248,5 +248,28 @@ func FuzzParseBundle(f *testing.F) {
 		}
 		requireSame(t, "bundle", out, data)
 		_ = b.ReportData()
+	})
+}
+
+func FuzzParseAnchor(f *testing.F) {
+	addWithCorruptions(f, [][]byte{testAnchor(f)})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, err := proto.ParseAnchor(in)
+		if err != nil {
+			if !errors.Is(err, proto.ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		out, err := a.Marshal()
+		if err != nil {
+			t.Fatalf("marshal of a parsed anchor: %v", err)
+		}
+		if !bytes.Equal(out, in) {
+			t.Fatalf("parse then marshal changed the bytes")
+		}
+		if proto.AnchoredNonce(out) != proto.AnchoredNonce(in) {
+			t.Fatal("anchored nonce not a function of the bytes")
+		}
 	})
 }

@@ -127,7 +127,9 @@ func validBundle(tb testing.TB) *proto.Bundle {
 		Collateral: []byte("simulated collateral"),
 		GPU:        [][]byte{[]byte("gpu 0 evidence"), []byte("gpu 1 evidence")},
 	}
-	copy(b.Nonce[:], "nonce nonce nonce nonce nonce 32")
+	anchor := testAnchor(tb)
+	b.Anchor = anchor
+	b.Nonce = proto.AnchoredNonce(anchor)
 	for _, suite := range proto.Suites() {
 		b.Keys.HPKE = append(b.Keys.HPKE, testKey(tb, suite.KEM, 0).Public())
 	}
@@ -153,4 +155,19 @@ func addWithCorruptions(f *testing.F, valid [][]byte, extra ...any) {
 		add(append(bytes.Clone(v), 0))
 	}
 	add(nil)
+}
+
+// testAnchor returns an encoded anchor with a fixed challenge, time, key id
+// and signature bytes (not a valid signature: proto does not verify them).
+func testAnchor(tb testing.TB) []byte {
+	tb.Helper()
+	a := proto.Anchor{Time: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	copy(a.Challenge[:], "challenge challenge challenge 32")
+	a.KeyID = proto.AnchorKeyID([]byte("anchor public key"))
+	copy(a.Signature[:], bytes.Repeat([]byte{0x51}, 64))
+	enc, err := a.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return enc
 }

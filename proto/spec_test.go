@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"testing"
 
 	"github.com/sealgate/sealgate/proto"
@@ -67,7 +68,7 @@ func TestSpecReportData(t *testing.T) {
 	keysLen := int(enc[off])<<8 | int(enc[off+1])
 	keys := enc[off+2 : off+2+keysLen]
 	gpuStart := off + 2 + keysLen + 4 + len(b.Report) + 4 + len(b.Collateral)
-	gpu := enc[gpuStart:]
+	gpu := enc[gpuStart : len(enc)-2-len(b.Anchor)] // the anchor follows the GPU list
 	kh, gh := sha256.Sum256(keys), sha256.Sum256(gpu)
 	h := sha512.New()
 	h.Write([]byte("sealgate/v1 report data\x00"))
@@ -85,5 +86,21 @@ func TestSpecReportData(t *testing.T) {
 func TestSpecResponseHeaderSize(t *testing.T) {
 	if proto.ResponseHeaderSize != 71 {
 		t.Errorf("ResponseHeaderSize %d, SPEC.md says 71", proto.ResponseHeaderSize)
+	}
+}
+
+func TestSpecAnchor(t *testing.T) {
+	enc := testAnchor(t)
+	if len(enc) != 118 || proto.AnchorSize != 118 {
+		t.Fatalf("anchor is %d bytes, SPEC.md says 118", len(enc))
+	}
+	want := sha256.Sum256(append([]byte("sealgate/v1 anchored nonce\x00"), enc...))
+	if proto.AnchoredNonce(enc) != want {
+		t.Fatal("AnchoredNonce differs from SPEC.md")
+	}
+	b := validBundle(t)
+	b.Nonce[0] ^= 1
+	if _, err := b.Marshal(); !errors.Is(err, proto.ErrMalformed) {
+		t.Fatalf("bundle with a nonce not derived from its anchor: %v", err)
 	}
 }
