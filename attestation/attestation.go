@@ -65,6 +65,11 @@ type Options struct {
 	// SimRoot pins the simulated TEE's root. Nil means sim.RootPublicKey();
 	// tests inject other roots to prove a wrong root is refused.
 	SimRoot ed25519.PublicKey
+	// AnchorKeys pins the signers of time anchors (today the gateway's
+	// anchor key, later the transparency log's). Hardware evidence carries
+	// no time of its own, so without a pinned key it cannot be judged
+	// fresh and is refused. The simulated kind does not use anchors.
+	AnchorKeys []ed25519.PublicKey
 }
 
 // Verified is evidence that passed Verify under one policy at one time.

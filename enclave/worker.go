@@ -212,7 +212,13 @@ func (w *Worker) Attest(ctx context.Context, advertise string) (*proto.Admission
 	if len(ch.Nonce) != proto.NonceSize {
 		return nil, fmt.Errorf("challenge: nonce of %d bytes, want %d", len(ch.Nonce), proto.NonceSize)
 	}
-	gen, err := w.newGeneration(ctx, [proto.NonceSize]byte(ch.Nonce))
+	if _, err := proto.ParseAnchor(ch.Anchor); err != nil {
+		return nil, fmt.Errorf("challenge: %w", err)
+	}
+	if proto.AnchoredNonce(ch.Anchor) != [proto.NonceSize]byte(ch.Nonce) {
+		return nil, errors.New("challenge: nonce is not derived from its time anchor")
+	}
+	gen, err := w.newGeneration(ctx, ch.Anchor)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +233,9 @@ func (w *Worker) Attest(ctx context.Context, advertise string) (*proto.Admission
 	return &adm, nil
 }
 
-func (w *Worker) newGeneration(ctx context.Context, nonce [proto.NonceSize]byte) (*generation, error) {
+// newGeneration makes new keys and evidence binding them to the nonce
+// derived from anchor.
+func (w *Worker) newGeneration(ctx context.Context, anchor []byte) (*generation, error) {
 	var keys []*seal.PrivateKey
 	for _, s := range proto.Suites() {
 		k, err := seal.GenerateKey(s.KEM)
@@ -244,7 +252,7 @@ func (w *Worker) newGeneration(ctx context.Context, nonce [proto.NonceSize]byte)
 	if err != nil {
 		return nil, err
 	}
-	b := proto.Bundle{Kind: w.cfg.Evidence.Kind(), Nonce: nonce, Keys: proto.WorkerKeys{Signing: sigPub}}
+	b := proto.Bundle{Kind: w.cfg.Evidence.Kind(), Nonce: proto.AnchoredNonce(anchor), Anchor: anchor, Keys: proto.WorkerKeys{Signing: sigPub}}
 	for _, k := range keys {
 		b.Keys.HPKE = append(b.Keys.HPKE, k.Public())
 	}

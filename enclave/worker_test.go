@@ -3,6 +3,8 @@ package enclave
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -29,7 +31,7 @@ func testWorker(t *testing.T, cfg Config) (*Worker, *httptest.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := w.newGeneration(context.Background(), [proto.NonceSize]byte{7})
+	gen, err := w.newGeneration(context.Background(), testAnchor(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,7 @@ func TestServeAtCapacity(t *testing.T) {
 func TestPreviousGenerationStillServes(t *testing.T) {
 	w, srv := testWorker(t, Config{})
 	req, fwd := sealTo(t, w, proto.TaskSummarize, []byte(`{"text":"Keys rotate. Old requests still open."}`))
-	gen, err := w.newGeneration(context.Background(), [proto.NonceSize]byte{8})
+	gen, err := w.newGeneration(context.Background(), testAnchor(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,4 +231,15 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testAnchor signs a time anchor with a throwaway key, as a gateway would.
+func testAnchor(t *testing.T) []byte {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	a, err := attestation.SignAnchor(key, [proto.NonceSize]byte{7}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -48,6 +48,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +58,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/gateway/httpapi"
 	"github.com/sealgate/sealgate/gateway/store"
@@ -93,6 +96,11 @@ type Config struct {
 	// it allows simulated evidence, New logs a loud warning: such a gateway
 	// admits INSECURE simulated TEE workers.
 	AdmissionPolicy *policy.Policy
+	// AnchorKey signs the time anchors handed out with challenges, from
+	// which workers derive their evidence nonces; clients pin its public
+	// key to judge evidence age. Nil means a key generated at start, which
+	// clients cannot pin across restarts (New logs a warning).
+	AnchorKey ed25519.PrivateKey
 	// Logger receives structured logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time; evidence, challenges and key expiry
@@ -135,8 +143,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 }
 
-// LogValue summarizes the configuration for logs. Config holds no
-// secrets; the policy is named, not dumped.
+// LogValue summarizes the configuration for logs. It leaves out the
+// anchor key, the one secret Config holds; the policy is named, not
+// dumped.
 func (c Config) LogValue() slog.Value {
 	policyName := ""
 	if c.AdmissionPolicy != nil {
@@ -314,6 +323,11 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.client == nil {
 		g.client, g.ownClient = defaultWorkerClient(), true
 	}
+	if g.cfg.AnchorKey == nil {
+		_, g.cfg.AnchorKey, _ = ed25519.GenerateKey(rand.Reader)
+		g.log.WarnContext(ctx, "no anchor key configured: using one generated at start; clients must pin its public key again after every restart",
+			slog.String("anchor_key_id", fmt.Sprintf("%x", proto.AnchorKeyID(g.AnchorPublicKey()))))
+	}
 	g.log.InfoContext(ctx, "gateway starting", slog.Any("config", cfg))
 	if cfg.AdmissionPolicy.AllowSimulated {
 		g.log.WarnContext(ctx, "INSECURE: this gateway admits simulated TEE workers; simulated evidence proves nothing about where a worker runs, never use this policy in production",
@@ -340,6 +354,17 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	g.handler = h
 	return g, nil
+}
+
+// AnchorPublicKey returns the public key clients pin to check the time
+// anchors of evidence admitted by this gateway.
+func (g *Gateway) AnchorPublicKey() ed25519.PublicKey {
+	return g.cfg.AnchorKey.Public().(ed25519.PublicKey)
+}
+
+// verifyOptions are the attestation options of every admission check.
+func (g *Gateway) verifyOptions(now time.Time) attestation.Options {
+	return attestation.Options{Now: now, AnchorKeys: []ed25519.PublicKey{g.AnchorPublicKey()}}
 }
 
 // Handler returns the gateway's HTTP API, for Serve or any http.Server.

@@ -24,9 +24,14 @@ func (g *Gateway) Challenge(ctx context.Context) (proto.Challenge, error) {
 		return proto.Challenge{}, err
 	}
 	defer g.life.leave()
-	var nonce [proto.NonceSize]byte
-	rand.Read(nonce[:])
+	var challenge [proto.NonceSize]byte
+	rand.Read(challenge[:])
 	now := g.cfg.Now()
+	anchor, err := attestation.SignAnchor(g.cfg.AnchorKey, challenge, now)
+	if err != nil {
+		return proto.Challenge{}, api.Wrap(api.Internal, "could not issue a challenge", err)
+	}
+	nonce := proto.AnchoredNonce(anchor)
 	expires := now.Add(g.cfg.ChallengeTTL)
 	if !g.challenges.add(nonce, now, expires) {
 		return proto.Challenge{}, &api.Error{
@@ -34,7 +39,7 @@ func (g *Gateway) Challenge(ctx context.Context) (proto.Challenge, error) {
 			Err: fmt.Errorf("%d challenges pending", g.cfg.MaxPendingChallenges),
 		}
 	}
-	return proto.Challenge{Nonce: nonce[:], ExpiresAt: expires}, nil
+	return proto.Challenge{Nonce: nonce[:], Anchor: anchor, ExpiresAt: expires}, nil
 }
 
 // Register admits a worker: the bundle's nonce must be an unexpired,
@@ -61,7 +66,7 @@ func (g *Gateway) Register(ctx context.Context, reg proto.Registration) (proto.A
 	case challengeExpired:
 		return proto.Admission{}, api.New(api.BadChallenge, "the bundle's nonce is an expired challenge")
 	}
-	v, err := attestation.Verify(reg.Bundle, g.cfg.AdmissionPolicy, attestation.Options{Now: now})
+	v, err := attestation.Verify(reg.Bundle, g.cfg.AdmissionPolicy, g.verifyOptions(now))
 	if err != nil {
 		log.InfoContext(ctx, "worker refused", slog.String("attestation_code", string(attestation.CodeOf(err))), slog.Any("err", err))
 		// Attestation errors name fields and values of public evidence

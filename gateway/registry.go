@@ -176,7 +176,7 @@ func (g *Gateway) load(ctx context.Context) error {
 	}
 	admitted := 0
 	for _, sw := range workers {
-		v, err := attestation.Verify(sw.Bundle, g.cfg.AdmissionPolicy, attestation.Options{Now: now})
+		v, err := attestation.Verify(sw.Bundle, g.cfg.AdmissionPolicy, g.verifyOptions(now))
 		if err != nil {
 			g.log.InfoContext(ctx, "stored worker not restored: its evidence no longer passes",
 				slog.String("worker", sw.ID), slog.String("attestation_code", string(attestation.CodeOf(err))), slog.Any("err", err))

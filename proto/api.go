@@ -38,7 +38,12 @@ const (
 // Challenge is a fresh nonce the gateway issues a worker to bind into its
 // evidence.
 type Challenge struct {
-	Nonce     []byte    `json:"nonce"` // NonceSize bytes, base64 in JSON
+	// Nonce is the nonce the evidence must bind: NonceSize bytes, base64
+	// in JSON. It equals AnchoredNonce(Anchor).
+	Nonce []byte `json:"nonce"`
+	// Anchor is the encoded time anchor the nonce derives from; the worker
+	// puts it in its bundle.
+	Anchor    []byte    `json:"anchor"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 

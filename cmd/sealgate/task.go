@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/client"
 )
 
@@ -24,6 +27,21 @@ type clientFlags struct {
 	k           int
 	json        bool
 	timeout     time.Duration
+	anchorKeys  anchorKeyList
+}
+
+// anchorKeyList collects -anchor-key flags: base64 Ed25519 public keys.
+type anchorKeyList []ed25519.PublicKey
+
+func (l *anchorKeyList) String() string { return fmt.Sprintf("%d keys", len(*l)) }
+
+func (l *anchorKeyList) Set(v string) error {
+	k, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(k) != ed25519.PublicKeySize {
+		return fmt.Errorf("found %q, want a base64 Ed25519 public key (%d bytes)", v, ed25519.PublicKeySize)
+	}
+	*l = append(*l, ed25519.PublicKey(k))
+	return nil
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -33,6 +51,12 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.k, "k", 3, "number of verified workers to seal each request to")
 	fs.BoolVar(&f.json, "json", false, "print a JSON result")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.Var(&f.anchorKeys, "anchor-key", "pinned time-anchor key of the gateway, base64 Ed25519 (repeatable; env SEALGATE_ANCHOR_KEY); hardware evidence is refused without one")
+	if v := os.Getenv("SEALGATE_ANCHOR_KEY"); v != "" {
+		if err := f.anchorKeys.Set(v); err != nil {
+			fmt.Fprintln(os.Stderr, "sealgate: SEALGATE_ANCHOR_KEY:", err)
+		}
+	}
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
@@ -43,7 +67,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 	if pol.AllowSimulated {
 		fmt.Fprintln(os.Stderr, "sealgate: WARNING: INSECURE policy accepts simulated TEE workers; their evidence proves nothing")
 	}
-	return client.New(client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k})
+	return client.New(client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k, AttestationOptions: attestation.Options{AnchorKeys: f.anchorKeys}})
 }
 
 func runSummarize(ctx context.Context, args []string) error {

@@ -8,6 +8,7 @@ package devnet
 
 import (
 	"context"
+	"crypto/ed25519"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -56,6 +57,8 @@ type Network struct {
 	WorkerAddrs []string
 	// Gateway is the running gateway.
 	Gateway *gateway.Gateway
+	// AnchorKey is the gateway's time-anchor key, for clients to pin.
+	AnchorKey ed25519.PublicKey
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -98,6 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		return nil, err
 	}
 	n.Gateway = gw
+	n.AnchorKey = gw.AnchorPublicKey()
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
