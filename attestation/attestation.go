@@ -70,6 +70,9 @@ type Options struct {
 	// no time of its own, so without a pinned key it cannot be judged
 	// fresh and is refused. The simulated kind does not use anchors.
 	AnchorKeys []ed25519.PublicKey
+	// Audit, when not nil, receives a record of every check and its
+	// result.
+	Audit *Audit
 }
 
 // Verified is evidence that passed Verify under one policy at one time.
@@ -146,46 +149,114 @@ func (v *Verified) PolicyHash() [32]byte { return v.policyHash }
 func (v *Verified) Nonce() [proto.NonceSize]byte { return v.nonce }
 
 // Verify checks an encoded evidence bundle against p at opts.Now.
+//
+// The checks run in a fixed order: the bundle parses; the policy accepts
+// its kind; the kind's verifier checks the report's signatures, chains,
+// revocation and collateral (a failure here ends verification, since
+// nothing in the report can be trusted); then REPORT_DATA must bind the
+// bundle's keys, GPU evidence and nonce; then the policy validates the
+// verified fields; then the evidence must be fresh. The first failure is
+// returned; with opts.Audit set, the checks after a binding, policy or
+// freshness failure still run and are recorded, so an audit shows every
+// verdict.
 func Verify(encoded []byte, p *policy.Policy, opts Options) (*Verified, error) {
+	rec := recorder{audit: opts.Audit}
+	v, err := verify(encoded, p, opts, &rec)
+	rec.finish(err)
+	return v, err
+}
+
+// kindResult is what a kind's verifier vouches for.
+type kindResult struct {
+	reportData  [proto.ReportDataSize]byte
+	measurement []byte
+	// reportTime is a time the report itself carries and its signer
+	// vouches for (only the simulated kind has one); zero means the
+	// evidence time comes from the bundle's anchor.
+	reportTime time.Time
+	// nextUpdate is the earliest expiry of any collateral relied on; zero
+	// means none.
+	nextUpdate time.Time
+	// validate applies the kind's policy rules to the verified fields.
+	validate func() error
+}
+
+func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Verified, error) {
 	if opts.Now.IsZero() {
-		return nil, &Error{Code: CodeOptions, Field: "now", Found: "zero time", Want: "the time to verify at"}
+		return nil, rec.step("options", &Error{Code: CodeOptions, Field: "now", Found: "zero time", Want: "the time to verify at"})
 	}
 	if p == nil {
-		return nil, &Error{Code: CodeOptions, Field: "policy", Found: "nil", Want: "a policy"}
+		return nil, rec.step("options", &Error{Code: CodeOptions, Field: "policy", Found: "nil", Want: "a policy"})
 	}
 	if err := p.Validate(); err != nil {
-		return nil, &Error{Code: CodeOptions, Field: "policy", Err: err}
+		return nil, rec.step("options", &Error{Code: CodeOptions, Field: "policy", Err: err})
 	}
 	if opts.MaxSkew == 0 {
 		opts.MaxSkew = time.Minute
 	}
 	b, err := proto.ParseBundle(encoded)
 	if err != nil {
-		return nil, &Error{Code: CodeMalformed, Field: "bundle", Err: err}
+		return nil, rec.step("bundle", &Error{Code: CodeMalformed, Field: "bundle", Err: err})
 	}
-	var v *Verified
-	switch b.Kind {
-	case policy.KindSim:
-		v, err = verifySim(b, p, opts)
-	default:
-		return nil, &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", b.Kind), Want: fmt.Sprintf("%q", policy.KindSim)}
-	}
-	if err != nil {
+	rec.kind(b.Kind)
+	rec.step("bundle", nil)
+	if err := rec.step("tee kind", acceptKind(b.Kind, p)); err != nil {
 		return nil, err
 	}
-	v.bundle = bytes.Clone(encoded)
-	v.bundleHash = proto.BundleHash(encoded)
-	v.keys = b.Keys
-	v.nonce = b.Nonce
-	v.policyName = p.Name
-	v.policyHash = p.Hash()
-	return v, nil
+	var res *kindResult
+	switch b.Kind {
+	case policy.KindSim:
+		res, err = verifySim(b, p, opts)
+	default:
+		err = &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", b.Kind), Want: "a kind this verifier knows"}
+	}
+	if err := rec.step(b.Kind+" report", err); err != nil {
+		return nil, err
+	}
+
+	firstErr := rec.step("report_data binding", checkBinding(b, res.reportData))
+	if err := rec.step("policy", res.validate()); firstErr == nil {
+		firstErr = err
+	}
+	evidenceTime := res.reportTime
+	freshErr := error(nil)
+	if evidenceTime.IsZero() {
+		evidenceTime, freshErr = anchorTime(b, opts.AnchorKeys)
+	}
+	if freshErr == nil {
+		freshErr = checkAge(evidenceTime, p, opts)
+	}
+	if err := rec.step("freshness", freshErr); firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	expires := evidenceTime.Add(p.MaxEvidenceAge.Duration)
+	if !res.nextUpdate.IsZero() && res.nextUpdate.Before(expires) {
+		expires = res.nextUpdate
+	}
+	return &Verified{
+		kind: b.Kind, measurement: res.measurement, evidenceTime: evidenceTime, expires: expires,
+		bundle: bytes.Clone(encoded), bundleHash: proto.BundleHash(encoded),
+		keys: b.Keys, nonce: b.Nonce, policyName: p.Name, policyHash: p.Hash(),
+	}, nil
 }
 
-func verifySim(b *proto.Bundle, p *policy.Policy, opts Options) (*Verified, error) {
-	if !p.AllowSimulated || !p.Accepts(policy.KindSim) {
-		return nil, &Error{Code: CodePolicy, Field: "allow_simulated", Found: "simulated TEE evidence", Want: fmt.Sprintf("one of %v (policy %q does not allow simulated evidence)", p.TEEKinds, p.Name)}
+// acceptKind checks the policy accepts kind at all.
+func acceptKind(kind string, p *policy.Policy) error {
+	switch {
+	case kind == policy.KindSim && !p.AllowSimulated:
+		return &Error{Code: CodePolicy, Field: "allow_simulated", Found: "simulated TEE evidence", Want: fmt.Sprintf("one of %v (policy %q does not allow simulated evidence)", p.TEEKinds, p.Name)}
+	case p.Accepts(kind):
+		return nil
+	case slices.Contains(policy.Kinds(), kind):
+		return &Error{Code: CodePolicy, Field: "tee_kinds", Found: fmt.Sprintf("%q", kind), Want: fmt.Sprintf("one of %v", p.TEEKinds)}
 	}
+	return &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", kind), Want: fmt.Sprintf("one of %v", policy.Kinds())}
+}
+
+func verifySim(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, error) {
 	root := opts.SimRoot
 	if root == nil {
 		root = sim.RootPublicKey()
@@ -197,21 +268,17 @@ func verifySim(b *proto.Bundle, p *policy.Policy, opts Options) (*Verified, erro
 	if err != nil {
 		return nil, &Error{Code: CodeMalformed, Field: "report", Err: err}
 	}
-	if err := checkBinding(b, r.ReportData); err != nil {
-		return nil, err
-	}
-	if r.Debug && !p.Sim.AllowDebug {
-		return nil, &Error{Code: CodePolicy, Field: "debug", Found: "true", Want: "false"}
-	}
-	if len(p.Sim.Measurements) > 0 && !slices.Contains(p.Sim.Measurements, hex.EncodeToString(r.Measurement[:])) {
-		return nil, &Error{Code: CodePolicy, Field: "measurement", Found: hex.EncodeToString(r.Measurement[:]), Want: fmt.Sprintf("one of %v", p.Sim.Measurements)}
-	}
-	if err := checkAge(r.Timestamp, p, opts); err != nil {
-		return nil, err
-	}
-	return &Verified{
-		kind: policy.KindSim, measurement: r.Measurement[:], evidenceTime: r.Timestamp,
-		expires: r.Timestamp.Add(p.MaxEvidenceAge.Duration),
+	return &kindResult{
+		reportData: r.ReportData, measurement: r.Measurement[:], reportTime: r.Timestamp,
+		validate: func() error {
+			if r.Debug && !p.Sim.AllowDebug {
+				return &Error{Code: CodePolicy, Field: "debug", Found: "true", Want: "false"}
+			}
+			if len(p.Sim.Measurements) > 0 && !slices.Contains(p.Sim.Measurements, hex.EncodeToString(r.Measurement[:])) {
+				return &Error{Code: CodePolicy, Field: "measurement", Found: hex.EncodeToString(r.Measurement[:]), Want: fmt.Sprintf("one of %v", p.Sim.Measurements)}
+			}
+			return nil
+		},
 	}, nil
 }
 

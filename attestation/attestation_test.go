@@ -169,3 +169,56 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestAuditRecordsEveryVerdict(t *testing.T) {
+	enc := makeBundle(t, bundleOpts{swapKey: true, device: sim.DeviceConfig{Debug: true}})
+	var audit Audit
+	_, err := Verify(enc, policy.InsecureSimulated(), Options{Now: t0.Add(time.Hour), Audit: &audit})
+	if CodeOf(err) != CodeBinding {
+		t.Fatalf("err = %v, want the binding failure first", err)
+	}
+	want := []struct {
+		check string
+		code  Code
+	}{{"bundle", ""}, {"tee kind", ""}, {"sim report", ""}, {"report_data binding", CodeBinding}, {"policy", CodePolicy}, {"freshness", CodeStale}}
+	if len(audit.Steps) != len(want) || audit.OK || audit.Code != CodeBinding || audit.Kind != "sim" {
+		t.Fatalf("audit %+v", audit)
+	}
+	for i, w := range want {
+		if s := audit.Steps[i]; s.Check != w.check || s.Code != w.code || s.OK != (w.code == "") {
+			t.Errorf("step %d = %+v, want %s %q", i, s, w.check, w.code)
+		}
+	}
+}
+
+func TestHardwareKindsNeedAnAnchor(t *testing.T) {
+	p := &policy.Policy{Version: 1, Name: "tdx-only", TEEKinds: []string{"tdx"}, MaxEvidenceAge: policy.Duration{Duration: time.Minute}, TDX: &policy.TDXRules{AnyMeasurement: true}}
+	enc := makeBundle(t, bundleOpts{})
+	if _, err := Verify(enc, p, Options{Now: t0}); CodeOf(err) != CodePolicy || !strings.Contains(err.Error(), "tee_kinds") {
+		t.Fatalf("sim bundle under a tdx-only policy: %v", err)
+	}
+	b := &proto.Bundle{Kind: "sim"}
+	if _, err := anchorTime(b, nil); CodeOf(err) != CodeStale || !strings.Contains(err.Error(), "anchor") {
+		t.Fatalf("no anchor: %v", err)
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	anchor, err := SignAnchor(key, [32]byte{1}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Anchor = anchor
+	if _, err := anchorTime(b, nil); CodeOf(err) != CodeStale || !strings.Contains(err.Error(), "anchor key") {
+		t.Fatalf("no pinned key: %v", err)
+	}
+	if _, err := anchorTime(b, []ed25519.PublicKey{other}); CodeOf(err) != CodeStale || !strings.Contains(err.Error(), "anchor key id") {
+		t.Fatalf("unpinned signer: %v", err)
+	}
+	if at, err := anchorTime(b, []ed25519.PublicKey{other, pub}); err != nil || !at.Equal(t0) {
+		t.Fatalf("pinned signer: %v %v", at, err)
+	}
+	b.Anchor[len(b.Anchor)-1] ^= 1
+	if _, err := anchorTime(b, []ed25519.PublicKey{pub}); CodeOf(err) != CodeSignature {
+		t.Fatalf("forged anchor: %v", err)
+	}
+}

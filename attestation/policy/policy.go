@@ -38,6 +38,9 @@ const (
 
 var knownKinds = []string{KindSim, KindTDX, KindSNP}
 
+// Kinds lists the TEE kinds a policy may name.
+func Kinds() []string { return slices.Clone(knownKinds) }
+
 // Policy is one attestation policy.
 type Policy struct {
 	// Version must be 1.
