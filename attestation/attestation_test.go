@@ -194,7 +194,7 @@ func TestAuditRecordsEveryVerdict(t *testing.T) {
 func TestHardwareKindsNeedAnAnchor(t *testing.T) {
 	p := &policy.Policy{Version: 1, Name: "tdx-only", TEEKinds: []string{"tdx"}, MaxEvidenceAge: policy.Duration{Duration: time.Minute}, TDX: &policy.TDXRules{AnyMeasurement: true}}
 	enc := makeBundle(t, bundleOpts{})
-	if _, err := Verify(enc, p, Options{Now: t0}); CodeOf(err) != CodePolicy || !strings.Contains(err.Error(), "tee_kinds") {
+	if _, err := Verify(enc, p, Options{Now: t0}); CodeOf(err) != CodePolicy || !strings.Contains(err.Error(), "allow_simulated") {
 		t.Fatalf("sim bundle under a tdx-only policy: %v", err)
 	}
 	b := &proto.Bundle{Kind: "sim"}
