@@ -4,11 +4,15 @@
 //	sealgate summarize  summarize a file or stdin through a gateway
 //	sealgate translate  translate a file or stdin through a gateway
 //	sealgate demo       run a local network and a private summarize request
+//	sealgate attest     verify or inspect an evidence bundle offline
 //	sealgate version    print the version
 //
 // Exit codes: 0 success; 1 other error; 2 usage; 3 no verified candidate
 // (attestation refused); 4 gateway error or overload; 5 the task failed in
 // the worker; 6 the response failed integrity checks (truncated or forged).
+// `sealgate attest verify` exits 10 to 19 by verdict class: 10 malformed,
+// 11 unknown kind, 12 signature, 13 certificate chain, 14 revocation, 15
+// collateral expired, 16 policy, 17 binding, 18 stale, 19 options.
 package main
 
 import (
@@ -35,6 +39,7 @@ commands:
   summarize  summarize a file or stdin through a gateway
   translate  translate a file or stdin through a gateway
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
+  attest     verify or inspect a worker's evidence bundle offline
   version    print the version
 
 Run 'sealgate <command> -h' for a command's flags.
@@ -61,6 +66,8 @@ func run(args []string) int {
 		err = runTranslate(ctx, args[1:])
 	case "demo":
 		err = runDemo(ctx, args[1:])
+	case "attest":
+		err = runAttest(ctx, args[1:])
 	case "version":
 		fmt.Println("sealgate", buildVersion())
 		return 0
@@ -97,11 +104,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 func exitCode(err error) int {
 	var ue *usageError
+	var ve *verdictError
 	var te *client.TaskError
 	var ge *client.GatewayError
 	switch {
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &ve):
+		if c, ok := attestExit[ve.code]; ok {
+			return c
+		}
+		return 1
 	case errors.Is(err, client.ErrNoCandidate):
 		return 3
 	case errors.As(err, &ge), errors.Is(err, client.ErrOverloaded):

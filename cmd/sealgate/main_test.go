@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/internal/devnet"
+	"github.com/sealgate/sealgate/proto"
 )
 
 // binary is the sealgate command built once for the scripted runs.
@@ -155,5 +157,67 @@ func TestCLITranslate(t *testing.T) {
 		t.Fatalf("translation %q does not contain casa", r.stdout)
 	case lookErr == nil && r.code != 0 && !strings.Contains(r.stderr, "apertium-eng-spa"):
 		t.Fatalf("exit %d stderr %q, want a translation or a message naming apertium-eng-spa", r.code, r.stderr)
+	}
+}
+
+func TestCLIAttest(t *testing.T) {
+	network, err := devnet.Start(context.Background(), devnet.Config{Dir: t.TempDir(), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := network.Workers[0].Bundle()
+	network.Close()
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.bundle", bundle)
+	sigFlip := append([]byte{}, bundle...)
+	sigFlip[len(sigFlip)-proto.AnchorSize-2-1-4-1] ^= 1 // the report signature's last byte: before an empty collateral, the GPU count and the anchor
+	tampered := write("tampered.bundle", sigFlip)
+	truncated := write("truncated.bundle", bundle[:len(bundle)/2])
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+	}{
+		{"valid simulated", []string{"attest", "verify", "-insecure-allow-simulated", good}, 0, "verified: sim evidence"},
+		{"default policy refuses simulated", []string{"attest", "verify", good}, 16, "FAIL tee kind"},
+		{"tampered signature", []string{"attest", "verify", "-insecure-allow-simulated", tampered}, 12, "FAIL sim report"},
+		{"truncated", []string{"attest", "verify", "-insecure-allow-simulated", truncated}, 10, "FAIL bundle"},
+		{"too old", []string{"attest", "verify", "-insecure-allow-simulated", "-at", time.Now().Add(time.Hour).Format(time.RFC3339), good}, 18, "FAIL freshness"},
+		{"bad time", []string{"attest", "verify", "-at", "yesterday", good}, 2, ""},
+		{"no bundle", []string{"attest", "verify"}, 2, ""},
+		{"missing file", []string{"attest", "verify", filepath.Join(dir, "nope")}, 1, ""},
+		{"inspect", []string{"attest", "inspect", good}, 0, "INSECURE simulated TEE"},
+		{"inspect truncated", []string{"attest", "inspect", truncated}, 10, ""},
+		{"unknown subcommand", []string{"attest", "frob"}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sealgate(t, "", tt.args...)
+			if r.code != tt.wantCode || !strings.Contains(r.stdout, tt.wantStdout) {
+				t.Fatalf("exit %d, want %d; stdout %q does not contain %q; stderr %s", r.code, tt.wantCode, r.stdout, tt.wantStdout, r.stderr)
+			}
+		})
+	}
+
+	r := sealgate(t, "", "attest", "verify", "-json", good)
+	var rec struct {
+		OK     bool
+		Code   string
+		Checks []struct {
+			Check string
+			OK    bool
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || rec.OK || rec.Code != "policy" || len(rec.Checks) != 2 {
+		t.Fatalf("json audit %+v (%v) from %s", rec, err, r.stdout)
 	}
 }
