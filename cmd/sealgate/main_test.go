@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -219,5 +220,59 @@ func TestCLIAttest(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || rec.OK || rec.Code != "policy" || len(rec.Checks) != 2 {
 		t.Fatalf("json audit %+v (%v) from %s", rec, err, r.stdout)
+	}
+}
+
+// startGateway runs `sealgate gateway` until it logs that it listens, and
+// returns that log line's anchor public key and a stop function.
+func startGateway(t *testing.T, dir string) (string, func()) {
+	t.Helper()
+	cmd := exec.Command(binary, "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"),
+		"-anchor-key-file", filepath.Join(dir, "anchor.key"), "-insecure-allow-simulated")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+	dec := json.NewDecoder(stderr)
+	for {
+		var line struct {
+			Msg       string `json:"msg"`
+			AnchorKey string `json:"anchor_public_key"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			stop()
+			t.Fatalf("gateway exited before listening: %v", err)
+		}
+		if line.Msg == "gateway listening" {
+			go io.Copy(io.Discard, stderr)
+			return line.AnchorKey, stop
+		}
+	}
+}
+
+func TestCLIGatewayKeepsItsAnchorKey(t *testing.T) {
+	dir := t.TempDir()
+	first, stop := startGateway(t, dir)
+	stop()
+	info, err := os.Stat(filepath.Join(dir, "anchor.key"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("anchor key file: %v, mode %v; want mode 0600", err, info.Mode())
+	}
+	second, stop := startGateway(t, dir)
+	stop()
+	if first == "" || first != second {
+		t.Fatalf("anchor public key %q after restart, want %q", second, first)
+	}
+	os.WriteFile(filepath.Join(dir, "anchor.key"), []byte("not a key\n"), 0o600)
+	r := sealgate(t, "", "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"), "-anchor-key-file", filepath.Join(dir, "anchor.key"))
+	if r.code != 1 || !strings.Contains(r.stderr, "base64 Ed25519 seed") {
+		t.Fatalf("corrupt key file: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
