@@ -18,6 +18,7 @@ package attestation
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/x509"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/attestation/tdx"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -70,6 +72,10 @@ type Options struct {
 	// no time of its own, so without a pinned key it cannot be judged
 	// fresh and is refused. The simulated kind does not use anchors.
 	AnchorKeys []ed25519.PublicKey
+	// TDXRoots pins the Intel roots of TDX PCK and collateral chains. Nil
+	// means the Intel SGX Root CA (tdx.IntelRoots). Only tests set it, to
+	// fixture roots; no production path accepts another root.
+	TDXRoots *x509.CertPool
 	// Audit, when not nil, receives a record of every check and its
 	// result.
 	Audit *Audit
@@ -207,6 +213,8 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 	switch b.Kind {
 	case policy.KindSim:
 		res, err = verifySim(b, p, opts)
+	case policy.KindTDX:
+		res, err = verifyTDX(b, p, opts)
 	default:
 		err = &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", b.Kind), Want: "a kind this verifier knows"}
 	}
@@ -279,6 +287,17 @@ func verifySim(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, er
 			}
 			return nil
 		},
+	}, nil
+}
+
+func verifyTDX(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, error) {
+	c, err := tdx.Verify(b.Report, b.Collateral, tdx.Options{Now: opts.Now, Roots: opts.TDXRoots})
+	if err != nil {
+		return nil, err
+	}
+	return &kindResult{
+		reportData: c.ReportData, measurement: c.MRTD[:], nextUpdate: c.NextUpdate,
+		validate: func() error { return tdx.Validate(c, p.TDX) },
 	}, nil
 }
 
