@@ -18,8 +18,8 @@ package attestation
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/x509"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
