@@ -40,10 +40,6 @@ type verdictError struct {
 
 func (e *verdictError) Error() string { return e.err.Error() }
 
-// extraRoots lets a test build inject fixture roots; production builds
-// leave it nil (see testroots.go).
-var extraRoots func(*attestation.Options, *flag.FlagSet) func() error
-
 func runAttest(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return &usageError{"usage: sealgate attest verify|inspect BUNDLE"}

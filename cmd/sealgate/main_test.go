@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"os"
@@ -12,12 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation/anchortest"
+	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/internal/devnet"
+	"github.com/sealgate/sealgate/internal/vectors"
 	"github.com/sealgate/sealgate/proto"
 )
 
-// binary is the sealgate command built once for the scripted runs.
-var binary string
+// binary is the sealgate command built once for the scripted runs;
+// testRootsBinary is the same with the sealgatetestroots tag, which lets
+// `attest verify` pin fixture roots.
+var binary, testRootsBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sealgate-cli-test")
@@ -26,6 +32,11 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "sealgate")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	testRootsBinary = filepath.Join(dir, "sealgate-testroots")
+	if out, err := exec.Command("go", "build", "-tags", "sealgatetestroots", "-o", testRootsBinary, ".").CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		panic(err)
 	}
@@ -41,7 +52,12 @@ type result struct {
 
 func sealgate(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runBinary(t, binary, stdin, args...)
+}
+
+func runBinary(t *testing.T, bin, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -274,5 +290,34 @@ func TestCLIGatewayKeepsItsAnchorKey(t *testing.T) {
 	r := sealgate(t, "", "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"), "-anchor-key-file", filepath.Join(dir, "anchor.key"))
 	if r.code != 1 || !strings.Contains(r.stderr, "base64 Ed25519 seed") {
 		t.Fatalf("corrupt key file: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestCLIVectors drives every attestation vector through `sealgate attest
+// verify` and checks the exit code of its verdict class.
+func TestCLIVectors(t *testing.T) {
+	anchor := base64.StdEncoding.EncodeToString(anchortest.PublicKey())
+	for _, v := range vectors.Load(t) {
+		t.Run(v.Kind+"/"+v.Name, func(t *testing.T) {
+			args := []string{"attest", "verify", "-policy", v.PolicyPath, "-at", v.VerifyAt.Format(time.RFC3339), "-anchor-key", anchor}
+			if v.RootsPEM != "" {
+				args = append(args, "-insecure-test-roots-kind", v.Kind, "-insecure-test-roots", v.RootsPEM)
+			}
+			r := runBinary(t, testRootsBinary, "", append(args, v.Path)...)
+			want := 0
+			if v.Want.Code != "ok" {
+				want = attestExit[check.Code(v.Want.Code)]
+			}
+			if r.code != want {
+				t.Fatalf("exit %d, want %d (%s on %q)\n%s%s", r.code, want, v.Want.Code, v.Want.Field, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestProductionBuildHasNoTestRoots(t *testing.T) {
+	r := sealgate(t, "", "attest", "verify", "-insecure-test-roots", "x.pem", "x.bundle")
+	if r.code != 2 || !strings.Contains(r.stderr, "flag provided but not defined") {
+		t.Fatalf("production build accepted -insecure-test-roots: exit %d %s", r.code, r.stderr)
 	}
 }
