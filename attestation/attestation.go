@@ -29,6 +29,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/attestation/tdx"
 	"github.com/sealgate/sealgate/proto"
 )
@@ -76,6 +77,9 @@ type Options struct {
 	// means the Intel SGX Root CA (tdx.IntelRoots). Only tests set it, to
 	// fixture roots; no production path accepts another root.
 	TDXRoots *x509.CertPool
+	// SNPRoots pins the AMD root keys (ARKs) by product line. Nil means
+	// the ARKs go-sev-guest embeds (snp.AMDRoots). Only tests set it.
+	SNPRoots snp.Roots
 	// Audit, when not nil, receives a record of every check and its
 	// result.
 	Audit *Audit
@@ -215,6 +219,8 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 		res, err = verifySim(b, p, opts)
 	case policy.KindTDX:
 		res, err = verifyTDX(b, p, opts)
+	case policy.KindSNP:
+		res, err = verifySNP(b, p, opts)
 	default:
 		err = &Error{Code: CodeUnknownKind, Field: "kind", Found: fmt.Sprintf("%q", b.Kind), Want: "a kind this verifier knows"}
 	}
@@ -298,6 +304,17 @@ func verifyTDX(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, er
 	return &kindResult{
 		reportData: c.ReportData, measurement: c.MRTD[:], nextUpdate: c.NextUpdate,
 		validate: func() error { return tdx.Validate(c, p.TDX) },
+	}, nil
+}
+
+func verifySNP(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, error) {
+	c, err := snp.Verify(b.Report, b.Collateral, snp.Options{Now: opts.Now, Roots: opts.SNPRoots})
+	if err != nil {
+		return nil, err
+	}
+	return &kindResult{
+		reportData: c.ReportData, measurement: c.Measurement[:], nextUpdate: c.NextUpdate,
+		validate: func() error { return snp.Validate(c, p.SNP) },
 	}, nil
 }
 

@@ -32,6 +32,7 @@ const (
 	KeyVLEK Key = 1
 )
 
+// String returns "VCEK" or "VLEK".
 func (k Key) String() string {
 	switch k {
 	case KeyVCEK:

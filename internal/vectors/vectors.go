@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -20,12 +21,13 @@ import (
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/attestation/anchortest"
 	"github.com/sealgate/sealgate/attestation/policy"
+	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/internal/testenv"
 )
 
 // Kinds are the vector folders, each with its own manifest.json; the
 // top-level manifest is their concatenation (Merge).
-var Kinds = []string{"tdx"}
+var Kinds = []string{"tdx", "snp"}
 
 // Entry is one manifest entry.
 type Entry struct {
@@ -161,6 +163,17 @@ func SetRoots(opts *attestation.Options, kind, pemFile string) error {
 			return fmt.Errorf("%s: no certificates", pemFile)
 		}
 		opts.TDXRoots = pool
+		return nil
+	case "snp":
+		blk, _ := pem.Decode(data)
+		if blk == nil {
+			return fmt.Errorf("%s: no PEM block", pemFile)
+		}
+		ark, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return fmt.Errorf("%s: %v", pemFile, err)
+		}
+		opts.SNPRoots = snp.Roots{"Milan": {ark}}
 		return nil
 	}
 	return fmt.Errorf("no fixture roots for kind %q", kind)
