@@ -101,6 +101,10 @@ type Config struct {
 	// key to judge evidence age. Nil means a key generated at start, which
 	// clients cannot pin across restarts (New logs a warning).
 	AnchorKey ed25519.PrivateKey
+	// VerifyOptions are passed to every attestation.Verify call; Now and
+	// AnchorKeys are filled in by the gateway. The zero value pins the
+	// vendors' roots, as production must; only tests set roots here.
+	VerifyOptions attestation.Options
 	// Logger receives structured logs. Nil means discard.
 	Logger *slog.Logger
 	// Now returns the current time; evidence, challenges and key expiry
@@ -364,7 +368,9 @@ func (g *Gateway) AnchorPublicKey() ed25519.PublicKey {
 
 // verifyOptions are the attestation options of every admission check.
 func (g *Gateway) verifyOptions(now time.Time) attestation.Options {
-	return attestation.Options{Now: now, AnchorKeys: []ed25519.PublicKey{g.AnchorPublicKey()}}
+	opts := g.cfg.VerifyOptions
+	opts.Now, opts.AnchorKeys, opts.Audit = now, []ed25519.PublicKey{g.AnchorPublicKey()}, nil
+	return opts
 }
 
 // Handler returns the gateway's HTTP API, for Serve or any http.Server.

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/enclave"
@@ -40,6 +41,17 @@ type Config struct {
 	// Measurement is what the simulated TEE reports for every worker. The
 	// zero value means the SHA-384 of the running binary.
 	Measurement [sim.MeasurementSize]byte
+	// AdmissionPolicy is the gateway's admission policy. Nil means
+	// policy.InsecureSimulated.
+	AdmissionPolicy *policy.Policy
+	// VerifyOptions are the gateway's attestation options (tests pin
+	// fixture roots here). The zero value pins the vendors' roots.
+	VerifyOptions attestation.Options
+	// Evidence returns worker i's evidence source. Nil means the simulated
+	// TEE.
+	Evidence func(i int) enclave.EvidenceSource
+	// Now is every component's clock. Nil means time.Now.
+	Now func() time.Time
 	// KeyLog receives the workers' keys and secrets. INSECURE: tests only.
 	KeyLog io.Writer
 	// RegisterTimeout bounds the wait for every worker to register. Zero
@@ -91,9 +103,14 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n := &Network{cancel: cancel}
 
+	if cfg.AdmissionPolicy == nil {
+		cfg.AdmissionPolicy = policy.InsecureSimulated()
+	}
 	gw, err := gateway.New(runCtx, gateway.Config{
 		DBPath:          filepath.Join(cfg.Dir, "gateway.db"),
-		AdmissionPolicy: policy.InsecureSimulated(),
+		AdmissionPolicy: cfg.AdmissionPolicy,
+		VerifyOptions:   cfg.VerifyOptions,
+		Now:             cfg.Now,
 		Logger:          cfg.Logger.With(slog.String("component", "gateway")),
 	})
 	if err != nil {
@@ -122,11 +139,16 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		if cfg.WorkerAdvertise != nil {
 			advertise = cfg.WorkerAdvertise(i, addr)
 		}
+		var ev enclave.EvidenceSource = enclave.SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{Measurement: cfg.Measurement, Now: cfg.Now})}
+		if cfg.Evidence != nil {
+			ev = cfg.Evidence(i)
+		}
 		w, err := enclave.New(enclave.Config{
-			ID:           fmt.Sprintf("sim-worker-%d", i+1),
+			ID:           fmt.Sprintf("%s-worker-%d", ev.Kind(), i+1),
 			GatewayURL:   n.GatewayURL,
 			AdvertiseURL: advertise,
-			Evidence:     enclave.SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{Measurement: cfg.Measurement})},
+			Evidence:     ev,
+			Now:          cfg.Now,
 			Logger:       cfg.Logger.With(slog.String("component", "worker")),
 			KeyLog:       cfg.KeyLog,
 		})

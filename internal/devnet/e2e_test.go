@@ -43,6 +43,10 @@ func (l *lockedBuffer) Bytes() []byte {
 	return bytes.Clone(l.b.Bytes())
 }
 
+func jsonLogger(w *lockedBuffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // canaryDocument builds a multi-paragraph text in which every sentence
 // carries a random canary word, and returns the text and the canaries.
 func canaryDocument(t *testing.T) (string, []string) {
@@ -100,7 +104,7 @@ func TestEndToEndGatewaySeesNoSecrets(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	var logs, keys lockedBuffer
-	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := jsonLogger(&logs)
 
 	var taps []*tap.Tap
 	defer func() {

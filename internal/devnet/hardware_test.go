@@ -1,0 +1,194 @@
+package devnet_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	test "github.com/google/go-sev-guest/testing"
+	"github.com/sealgate/sealgate/attestation"
+	"github.com/sealgate/sealgate/attestation/policy"
+	"github.com/sealgate/sealgate/attestation/snp"
+	"github.com/sealgate/sealgate/attestation/snp/snptest"
+	"github.com/sealgate/sealgate/attestation/tdx/tdxtest"
+	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/enclave"
+	"github.com/sealgate/sealgate/internal/devnet"
+	"github.com/sealgate/sealgate/proto"
+)
+
+// fixtureTDX is a TEST DOUBLE for a TDX guest: it signs quotes with the
+// tdxtest fixture PKI for whatever REPORT_DATA the worker asks for.
+type fixtureTDX struct{ f *tdxtest.Fixture }
+
+func (fixtureTDX) Kind() string { return policy.KindTDX }
+
+func (s fixtureTDX) Evidence(_ context.Context, rd [proto.ReportDataSize]byte) ([]byte, []byte, error) {
+	return s.f.Evidence(rd)
+}
+
+// tdxPolicy accepts exactly the fixture TD.
+func tdxPolicy(mrtd [48]byte) *policy.Policy {
+	return &policy.Policy{
+		Version: policy.Version, Name: "e2e-tdx", TEEKinds: []string{policy.KindTDX},
+		MaxEvidenceAge: policy.Duration{Duration: 15 * time.Minute},
+		TDX:            &policy.TDXRules{Measurements: []policy.TDXMeasurement{{MRTD: hex.EncodeToString(mrtd[:])}}},
+	}
+}
+
+// TestEndToEndTDX runs the whole path with workers presenting synthetic
+// TDX evidence (signed by fixture roots, bound to their keys and to the
+// gateway's time anchor): the gateway admits them under its TDX policy and
+// the client verifies them under its own. A client whose policy names
+// another TD refuses them.
+func TestEndToEndTDX(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fx, err := tdxtest.New("sealgate e2e tdx", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := attestation.Options{TDXRoots: fx.PKI.Roots()}
+	pol := tdxPolicy(fx.TD.MRTD)
+	network, err := devnet.Start(ctx, devnet.Config{
+		Dir: t.TempDir(), Workers: 2, AdmissionPolicy: pol, VerifyOptions: roots,
+		Evidence: func(int) enclave.EvidenceSource { return fixtureTDX{fx} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+
+	clientOpts := roots
+	clientOpts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
+	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: clientOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Summarize(ctx, devnet.SampleDocument, client.SummarizeOptions{Sentences: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Worker.Kind != policy.KindTDX || res.Worker.Simulated || res.Worker.Measurement != hex.EncodeToString(fx.TD.MRTD[:]) || res.Text == "" {
+		t.Fatalf("worker %+v, text %q", res.Worker, res.Text)
+	}
+
+	// Without the gateway's anchor key pinned, the evidence's age is unknown.
+	unanchored, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: roots})
+	_, err = unanchored.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
+	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeStale {
+		t.Fatalf("err = %v, want a stale refusal without a pinned anchor key", err)
+	}
+
+	// A client policy naming another TD refuses both workers.
+	strict := tdxPolicy(tdxtest.Measurement("another td"))
+	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: strict, AttestationOptions: clientOpts})
+	_, err = refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
+	var ae *attestation.Error
+	if !errors.Is(err, client.ErrNoCandidate) || !errors.As(err, &ae) || ae.Code != attestation.CodePolicy || ae.Field != "mrtd" {
+		t.Fatalf("err = %v, want a policy refusal on mrtd", err)
+	}
+}
+
+// TestEndToEndGatewayRefusesUnboundTDX: a worker whose quote does not bind
+// its keys (recorded evidence, or a compromised guest replaying another's
+// quote) is never admitted.
+func TestEndToEndGatewayRefusesUnboundTDX(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fx, err := tdxtest.New("sealgate e2e tdx", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	_, err = devnet.Start(ctx, devnet.Config{
+		Dir: t.TempDir(), Workers: 1, AdmissionPolicy: tdxPolicy(fx.TD.MRTD), VerifyOptions: attestation.Options{TDXRoots: fx.PKI.Roots()},
+		Evidence:        func(int) enclave.EvidenceSource { return replayedTDX{fx} },
+		Logger:          jsonLogger(&logs),
+		RegisterTimeout: 2 * time.Second,
+	})
+	if err == nil || !strings.Contains(err.Error(), "did not register") {
+		t.Fatalf("devnet.Start = %v, want the worker refused", err)
+	}
+	if !strings.Contains(string(logs.Bytes()), "report_data") {
+		t.Fatalf("gateway logs do not name the binding failure:\n%s", logs.Bytes())
+	}
+}
+
+// replayedTDX is a TEST DOUBLE for a guest that presents a quote made for
+// other REPORT_DATA than the worker's keys and nonce.
+type replayedTDX struct{ f *tdxtest.Fixture }
+
+func (replayedTDX) Kind() string { return policy.KindTDX }
+
+func (s replayedTDX) Evidence(context.Context, [proto.ReportDataSize]byte) ([]byte, []byte, error) {
+	return s.f.Evidence([proto.ReportDataSize]byte{1, 2, 3})
+}
+
+// firstRefusal returns the first attestation refusal inside a
+// NoCandidateError.
+func firstRefusal(t *testing.T, err error) error {
+	t.Helper()
+	var nc *client.NoCandidateError
+	if !errors.As(err, &nc) || len(nc.Refusals) == 0 {
+		t.Fatalf("err = %v, want a NoCandidateError with refusals", err)
+	}
+	return nc.Refusals[0].Err
+}
+
+// fixtureSNP is a TEST DOUBLE for an SEV-SNP guest: it signs reports with
+// the snptest fixture VCEK for whatever REPORT_DATA the worker asks for.
+type fixtureSNP struct {
+	tb     testing.TB
+	signer *test.AmdSigner
+	coll   []byte
+}
+
+func (fixtureSNP) Kind() string { return policy.KindSNP }
+
+func (s fixtureSNP) Evidence(_ context.Context, rd [proto.ReportDataSize]byte) ([]byte, []byte, error) {
+	return snptest.BuildReport(s.tb, s.signer, snptest.ReportSpec{ReportData: rd}), s.coll, nil
+}
+
+// TestEndToEndSNP is TestEndToEndTDX for SEV-SNP workers.
+func TestEndToEndSNP(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	signer := snptest.NewSigner(t, nil)
+	crl := snptest.BuildCRL(t, signer.Ark, signer.Keys.Ark, time.Now().Add(30*24*time.Hour))
+	ev := fixtureSNP{tb: t, signer: signer, coll: snptest.Encode(t, snptest.Chain(signer, snp.KeyVCEK, crl))}
+	roots := attestation.Options{SNPRoots: snptest.Roots(signer)}
+	pol := snptest.Policy()
+	network, err := devnet.Start(ctx, devnet.Config{
+		Dir: t.TempDir(), Workers: 2, AdmissionPolicy: pol, VerifyOptions: roots,
+		Evidence: func(int) enclave.EvidenceSource { return ev },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+	clientOpts := roots
+	clientOpts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
+	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: clientOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Summarize(ctx, devnet.SampleDocument, client.SummarizeOptions{Sentences: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Worker.Kind != policy.KindSNP || res.Worker.Measurement != hex.EncodeToString(snptest.Measurement[:]) {
+		t.Fatalf("worker %+v", res.Worker)
+	}
+	// A client pinning AMD's real roots refuses the fixture chain.
+	amd := attestation.Options{AnchorKeys: clientOpts.AnchorKeys}
+	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: amd})
+	_, err = refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
+	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeChain {
+		t.Fatalf("err = %v, want a chain refusal under AMD's roots", err)
+	}
+}
