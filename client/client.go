@@ -49,9 +49,10 @@ type Config struct {
 
 // Client is safe for concurrent use.
 type Client struct {
-	cfg      Config
-	base     *url.URL
-	minSuite proto.Suite
+	cfg        Config
+	base       *url.URL
+	minSuite   proto.Suite
+	policyHash [32]byte // of cfg.Policy, which is never modified after New
 
 	mu    sync.Mutex // guards cache
 	cache map[cacheKey]*attestation.Verified
@@ -95,7 +96,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, base: u, minSuite: min, cache: make(map[cacheKey]*attestation.Verified)}, nil
+	return &Client{cfg: cfg, base: u, minSuite: min, policyHash: cfg.Policy.Hash(), cache: make(map[cacheKey]*attestation.Verified)}, nil
 }
 
 // Worker describes a verified worker.
@@ -170,7 +171,7 @@ func (c *Client) Workers(ctx context.Context, task string) ([]Worker, []Refusal,
 // until the evidence leaves its freshness window.
 func (c *Client) verify(bundle []byte) (*attestation.Verified, error) {
 	now := c.cfg.Now()
-	key := cacheKey{bundle: proto.BundleHash(bundle), policy: c.cfg.Policy.Hash()}
+	key := cacheKey{bundle: proto.BundleHash(bundle), policy: c.policyHash}
 	c.mu.Lock()
 	v, hit := c.cache[key]
 	if hit && !now.Before(v.Expires()) {

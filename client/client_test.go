@@ -110,8 +110,8 @@ func TestVerdictCacheExpiresWithEvidence(t *testing.T) {
 		t.Fatalf("err = %v, want stale once the cached verdict expired", err)
 	}
 	// A different policy never reuses the verdict.
-	c.cfg.Policy = policy.Default()
 	now = t0.Add(time.Minute)
+	c = newTestClient(t, policy.Default(), &now)
 	if _, err := c.verify(b); attestation.CodeOf(err) != attestation.CodePolicy {
 		t.Fatalf("err = %v, want a policy refusal under another policy", err)
 	}
