@@ -177,6 +177,10 @@ func runAttestInspect(args []string) error {
 			return &verdictError{code: check.CodeMalformed, err: err}
 		}
 		fmt.Printf("sim report      INSECURE simulated TEE\n  measurement   %x\n  report_data   %x\n  time          %s\n  debug         %v\n", r.Measurement, r.ReportData, r.Timestamp.Format(time.RFC3339), r.Debug)
+	case "tdx":
+		return inspectTDX(b.Report, b.Collateral)
+	case "snp":
+		return inspectSNP(b.Report, b.Collateral)
 	}
 	return nil
 }

@@ -321,3 +321,21 @@ func TestProductionBuildHasNoTestRoots(t *testing.T) {
 		t.Fatalf("production build accepted -insecure-test-roots: exit %d %s", r.code, r.stderr)
 	}
 }
+
+func TestCLIInspectHardware(t *testing.T) {
+	dir := vectors.Dir(t)
+	for _, tt := range []struct{ file, want string }{
+		{"tdx/valid.bundle", "mrtd          a34c97df"},
+		{"tdx/recorded-intel-spr-e4.bundle", "tdx collateral  tcb info"},
+		{"snp/recorded-milan.bundle", "policy        debug true"},
+	} {
+		r := sealgate(t, "", "attest", "inspect", filepath.Join(dir, tt.file))
+		if r.code != 0 || !strings.Contains(r.stdout, tt.want) {
+			t.Errorf("inspect %s: exit %d, stdout lacks %q:\n%s%s", tt.file, r.code, tt.want, r.stdout, r.stderr)
+		}
+	}
+	r := sealgate(t, "", "attest", "inspect", filepath.Join(dir, "tdx/truncated-quote.bundle"))
+	if r.code != 10 {
+		t.Errorf("truncated quote: exit %d, want 10\n%s", r.code, r.stderr)
+	}
+}
