@@ -5,11 +5,14 @@
 //
 // Usage:
 //
-//	sealgate-worker -gateway URL -id NAME [-listen ADDR] [-advertise URL] -insecure-simulated-tee
+//	sealgate-worker -gateway URL -id NAME -tee tdx|snp [-listen ADDR] [-advertise URL]
+//	sealgate-worker -gateway URL -id NAME -tee sim -insecure-simulated-tee
 //
-// This build has no hardware evidence source yet, so it refuses to start
-// unless -insecure-simulated-tee is given. INSECURE: simulated evidence
-// proves nothing about where the worker runs.
+// With -tee tdx or snp the worker gets its evidence from the confidential
+// VM's configfs-tsm (/sys/kernel/config/tsm) and the collateral from Intel
+// PCS or AMD KDS. -tee sim is the INSECURE simulated TEE, which needs
+// -insecure-simulated-tee as well: simulated evidence proves nothing about
+// where the worker runs.
 package main
 
 import (
@@ -23,39 +26,39 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/enclave"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "sealgate-worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(args []string) error {
 	fs := flag.NewFlagSet("sealgate-worker", flag.ContinueOnError)
 	gatewayURL := fs.String("gateway", "", "gateway base URL (required)")
 	id := fs.String("id", "", "worker name at the gateway (required)")
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve sealed requests on")
 	advertise := fs.String("advertise", "", "base URL the gateway reaches this worker at (default http://LISTEN)")
-	simulated := fs.Bool("insecure-simulated-tee", false, "INSECURE: use the simulated TEE (no hardware evidence source in this build)")
+	tee := fs.String("tee", "", "TEE kind to collect evidence from: tdx, snp, or sim (required)")
+	simulated := fs.Bool("insecure-simulated-tee", false, "INSECURE: allow -tee sim, the simulated TEE")
 	reattest := fs.Duration("reattest", 5*time.Minute, "how often to rotate keys and register fresh evidence")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !*simulated {
-		return fmt.Errorf("no hardware TEE evidence source in this build; pass -insecure-simulated-tee to run with the INSECURE simulated TEE")
+	if *tee == "" && *simulated {
+		*tee = "sim" // -insecure-simulated-tee alone keeps working
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	measurement, err := sim.MeasureExecutable()
+	evidence, err := evidenceSource(*tee, *simulated)
 	if err != nil {
 		return err
 	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	w, err := enclave.New(enclave.Config{
 		ID: *id, GatewayURL: *gatewayURL, AdvertiseURL: *advertise,
-		Evidence:         enclave.SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{Measurement: measurement})},
+		Evidence:         evidence,
 		Logger:           log,
 		ReattestInterval: *reattest,
 	})
