@@ -232,6 +232,9 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 	if err := rec.step("policy", res.validate()); firstErr == nil {
 		firstErr = err
 	}
+	if err := rec.step("gpu evidence", checkGPU(b, p)); firstErr == nil {
+		firstErr = err
+	}
 	evidenceTime := res.reportTime
 	freshErr := error(nil)
 	if evidenceTime.IsZero() {
@@ -316,6 +319,20 @@ func verifySNP(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, er
 		reportData: c.ReportData, measurement: c.Measurement[:], nextUpdate: c.NextUpdate,
 		validate: func() error { return snp.Validate(c, p.SNP) },
 	}, nil
+}
+
+// checkGPU applies require_gpu. GPU evidence is bound through
+// REPORT_DATA, but no verifier for it exists yet, so a policy that
+// requires GPUs refuses every bundle rather than trust evidence nobody
+// checked.
+func checkGPU(b *proto.Bundle, p *policy.Policy) error {
+	switch {
+	case !p.RequireGPU:
+		return nil
+	case len(b.GPU) == 0:
+		return &Error{Code: CodePolicy, Field: "gpu evidence", Found: "none", Want: "GPU evidence (policy has require_gpu)"}
+	}
+	return &Error{Code: CodePolicy, Field: "gpu evidence", Found: fmt.Sprintf("%d unverified gpu reports", len(b.GPU)), Want: "gpu evidence this verifier can check (none yet)"}
 }
 
 func checkBinding(b *proto.Bundle, reportData [proto.ReportDataSize]byte) error {

@@ -180,7 +180,7 @@ func TestAuditRecordsEveryVerdict(t *testing.T) {
 	want := []struct {
 		check string
 		code  Code
-	}{{"bundle", ""}, {"tee kind", ""}, {"sim report", ""}, {"report_data binding", CodeBinding}, {"policy", CodePolicy}, {"freshness", CodeStale}}
+	}{{"bundle", ""}, {"tee kind", ""}, {"sim report", ""}, {"report_data binding", CodeBinding}, {"policy", CodePolicy}, {"gpu evidence", ""}, {"freshness", CodeStale}}
 	if len(audit.Steps) != len(want) || audit.OK || audit.Code != CodeBinding || audit.Kind != "sim" {
 		t.Fatalf("audit %+v", audit)
 	}
@@ -220,5 +220,14 @@ func TestHardwareKindsNeedAnAnchor(t *testing.T) {
 	b.Anchor[len(b.Anchor)-1] ^= 1
 	if _, err := anchorTime(b, []ed25519.PublicKey{pub}); CodeOf(err) != CodeSignature {
 		t.Fatalf("forged anchor: %v", err)
+	}
+}
+
+func TestRequireGPU(t *testing.T) {
+	p := policy.InsecureSimulated()
+	p.RequireGPU = true
+	enc := makeBundle(t, bundleOpts{})
+	if _, err := Verify(enc, p, Options{Now: t0}); CodeOf(err) != CodePolicy || !strings.Contains(err.Error(), "gpu evidence: found none") {
+		t.Fatalf("err = %v, want a policy refusal for missing gpu evidence", err)
 	}
 }

@@ -55,6 +55,11 @@ type Policy struct {
 	// MaxEvidenceAge is how old evidence may be, as a Go duration string
 	// ("15m"). Required, at least 1s.
 	MaxEvidenceAge Duration `json:"max_evidence_age"`
+	// RequireGPU refuses a bundle that carries no GPU evidence. False
+	// accepts CPU-only workers. (Verifying the GPU evidence itself is the
+	// job of attestation/nvgpu; until it lands, a policy with RequireGPU
+	// refuses every bundle whose GPU evidence it cannot check.)
+	RequireGPU bool `json:"require_gpu,omitempty"`
 	// MinHPKESuite is the weakest suite a client may seal with. Empty means
 	// "mlkem768x25519-hkdfsha256-aes256gcm".
 	MinHPKESuite string `json:"min_hpke_suite,omitempty"`
