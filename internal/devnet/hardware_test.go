@@ -54,25 +54,7 @@ func TestEndToEndTDX(t *testing.T) {
 	}
 	roots := attestation.Options{TDXRoots: fx.PKI.Roots()}
 	pol := tdxPolicy(fx.TD.MRTD)
-	network, err := devnet.Start(ctx, devnet.Config{
-		Dir: t.TempDir(), Workers: 2, AdmissionPolicy: pol, VerifyOptions: roots,
-		Evidence: func(int) enclave.EvidenceSource { return fixtureTDX{fx} },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer network.Close()
-
-	clientOpts := roots
-	clientOpts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
-	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: clientOpts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.Summarize(ctx, devnet.SampleDocument, client.SummarizeOptions{Sentences: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	network, clientOpts, res := hardwareRun(t, ctx, pol, roots, fixtureTDX{fx})
 	if res.Worker.Kind != policy.KindTDX || res.Worker.Simulated || res.Worker.Measurement != hex.EncodeToString(fx.TD.MRTD[:]) || res.Text == "" {
 		t.Fatalf("worker %+v, text %q", res.Worker, res.Text)
 	}
@@ -163,6 +145,25 @@ func TestEndToEndSNP(t *testing.T) {
 	ev := fixtureSNP{tb: t, signer: signer, coll: snptest.Encode(t, snptest.Chain(signer, snp.KeyVCEK, crl))}
 	roots := attestation.Options{SNPRoots: snptest.Roots(signer)}
 	pol := snptest.Policy()
+	network, clientOpts, res := hardwareRun(t, ctx, pol, roots, ev)
+	if res.Worker.Kind != policy.KindSNP || res.Worker.Measurement != hex.EncodeToString(snptest.Measurement[:]) {
+		t.Fatalf("worker %+v", res.Worker)
+	}
+	// A client pinning AMD's real roots refuses the fixture chain.
+	amd := attestation.Options{AnchorKeys: clientOpts.AnchorKeys}
+	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: amd})
+	_, err := refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
+	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeChain {
+		t.Fatalf("err = %v, want a chain refusal under AMD's roots", err)
+	}
+}
+
+// hardwareRun starts two workers on ev under pol (fixture roots in roots)
+// and summarizes the sample document through a client that pins the
+// gateway's anchor key. It returns the network (closed at the test's end),
+// the client's attestation options and the result.
+func hardwareRun(t *testing.T, ctx context.Context, pol *policy.Policy, roots attestation.Options, ev enclave.EvidenceSource) (*devnet.Network, attestation.Options, *client.Result) {
+	t.Helper()
 	network, err := devnet.Start(ctx, devnet.Config{
 		Dir: t.TempDir(), Workers: 2, AdmissionPolicy: pol, VerifyOptions: roots,
 		Evidence: func(int) enclave.EvidenceSource { return ev },
@@ -170,7 +171,7 @@ func TestEndToEndSNP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer network.Close()
+	t.Cleanup(func() { network.Close() })
 	clientOpts := roots
 	clientOpts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
 	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: clientOpts})
@@ -181,14 +182,5 @@ func TestEndToEndSNP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Worker.Kind != policy.KindSNP || res.Worker.Measurement != hex.EncodeToString(snptest.Measurement[:]) {
-		t.Fatalf("worker %+v", res.Worker)
-	}
-	// A client pinning AMD's real roots refuses the fixture chain.
-	amd := attestation.Options{AnchorKeys: clientOpts.AnchorKeys}
-	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: amd})
-	_, err = refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
-	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeChain {
-		t.Fatalf("err = %v, want a chain refusal under AMD's roots", err)
-	}
+	return network, clientOpts, res
 }
