@@ -225,7 +225,7 @@ func TestHardwareKindsNeedAnAnchor(t *testing.T) {
 
 func TestRequireGPU(t *testing.T) {
 	p := policy.InsecureSimulated()
-	p.RequireGPU = true
+	p.RequireGPU, p.GPU = true, &policy.GPURules{}
 	enc := makeBundle(t, bundleOpts{})
 	if _, err := Verify(enc, p, Options{Now: t0}); CodeOf(err) != CodePolicy || !strings.Contains(err.Error(), "gpu evidence: found none") {
 		t.Fatalf("err = %v, want a policy refusal for missing gpu evidence", err)

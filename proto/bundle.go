@@ -18,7 +18,7 @@ const (
 	MaxReportSize    = 64 << 10
 	MaxCollateral    = 1 << 20
 	MaxGPUs          = 16
-	MaxGPUEvidence   = 64 << 10
+	MaxGPUEvidence   = 256 << 10 // a report, its certificate chain and OCSP responses, and the driver and VBIOS RIMs
 	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 2 + AnchorSize + 4096
 	ReportDataSize   = 64
 	reportDataDomain = "sealgate/v1 report data\x00"
@@ -305,4 +305,18 @@ func readUint32Prefixed(in *cryptobyte.String, out *cryptobyte.String) bool {
 	}
 	*out = b
 	return true
+}
+
+const gpuNonceLabel = "sealgate/v1 gpu nonce\x00"
+
+// GPUNonce is the nonce GPU i's attestation report must carry in a bundle
+// with the given nonce: SHA-256(label || nonce || i as one byte), so every
+// GPU's evidence is as fresh as the CPU TEE's and cannot be moved between
+// positions or bundles.
+func GPUNonce(nonce [NonceSize]byte, i int) [NonceSize]byte {
+	h := sha256.New()
+	h.Write([]byte(gpuNonceLabel))
+	h.Write(nonce[:])
+	h.Write([]byte{byte(i)})
+	return [NonceSize]byte(h.Sum(nil))
 }

@@ -143,3 +143,37 @@ func hexField(name, v string, size int, optional bool) error {
 	}
 	return nil
 }
+
+// GPURules constrain NVIDIA GPU confidential-computing evidence. Required
+// when RequireGPU is true.
+type GPURules struct {
+	// MinDriverVersion is the lowest accepted driver version, such as
+	// "550.90.07", compared numerically part by part. Empty means no
+	// minimum.
+	MinDriverVersion string `json:"min_driver_version,omitempty"`
+	// DriverVersions lists the accepted driver versions exactly. Empty
+	// means any version at or above MinDriverVersion.
+	DriverVersions []string `json:"driver_versions,omitempty"`
+	// MinVBIOSVersion is the lowest accepted VBIOS version, such as
+	// "96.00.9f.00.01", compared numerically part by part (hex parts).
+	// Empty means no minimum.
+	MinVBIOSVersion string `json:"min_vbios_version,omitempty"`
+	// VBIOSVersions lists the accepted VBIOS versions exactly. Empty means
+	// any version at or above MinVBIOSVersion.
+	VBIOSVersions []string `json:"vbios_versions,omitempty"`
+	// AllowCCModeOff accepts a GPU that is not in confidential-computing
+	// mode. False refuses it. INSECURE: without CC mode the host can read
+	// GPU memory.
+	AllowCCModeOff bool `json:"allow_cc_mode_off,omitempty"`
+	// Measurements pins measurement blocks by index (decimal string) to
+	// accepted values in hex, checked in addition to the RIMs. Empty means
+	// the RIMs alone decide.
+	Measurements map[string][]string `json:"measurements,omitempty"`
+	// RequireOCSP refuses evidence whose certificates (device chain and
+	// RIM signing chains) come without a good OCSP response. Nil means
+	// true: a missing response, "revoked" and "unknown" are all refused.
+	RequireOCSP *bool `json:"require_ocsp,omitempty"`
+}
+
+// OCSPRequired reports the effective RequireOCSP.
+func (r *GPURules) OCSPRequired() bool { return r.RequireOCSP == nil || *r.RequireOCSP }

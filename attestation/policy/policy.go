@@ -60,6 +60,9 @@ type Policy struct {
 	// job of attestation/nvgpu; until it lands, a policy with RequireGPU
 	// refuses every bundle whose GPU evidence it cannot check.)
 	RequireGPU bool `json:"require_gpu,omitempty"`
+	// GPU holds the rules for GPU evidence; required when RequireGPU is
+	// true.
+	GPU *GPURules `json:"gpu,omitempty"`
 	// MinHPKESuite is the weakest suite a client may seal with. Empty means
 	// "mlkem768x25519-hkdfsha256-aes256gcm".
 	MinHPKESuite string `json:"min_hpke_suite,omitempty"`
@@ -168,6 +171,9 @@ func (p *Policy) Validate() error {
 	}
 	if _, err := p.MinSuite(); err != nil {
 		return fmt.Errorf("policy: min_hpke_suite: %v", err)
+	}
+	if p.RequireGPU && p.GPU == nil {
+		return fmt.Errorf("policy: gpu: found none, want gpu rules since require_gpu is true")
 	}
 	if p.Accepts(KindTDX) && p.TDX == nil {
 		return fmt.Errorf("policy: tdx: found none, want rules for the tdx kind listed in tee_kinds")
