@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sealgate/sealgate/proto"
 )
@@ -270,6 +271,25 @@ func FuzzParseAnchor(f *testing.F) {
 		}
 		if proto.AnchoredNonce(out) != proto.AnchoredNonce(in) {
 			t.Fatal("anchored nonce not a function of the bytes")
+		}
+	})
+}
+
+func FuzzDecodeTask(f *testing.F) {
+	f.Add([]byte(`{"text":"One. Two.","sentences":1}`))
+	f.Add([]byte(`{"text":"hola","from":"es","to":"en"}`))
+	f.Add([]byte(`{"text":"a"} {}`))
+	f.Add([]byte{0xff, '{'})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var s proto.SummarizeRequest
+		if err := proto.DecodeTask(in, &s); err != nil {
+			if !errors.Is(err, proto.ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if !utf8.ValidString(s.Text) {
+			t.Fatal("decoded text is not valid UTF-8")
 		}
 	})
 }
