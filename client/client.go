@@ -54,8 +54,11 @@ type Client struct {
 	minSuite   proto.Suite
 	policyHash [32]byte // of cfg.Policy, which is never modified after New
 
-	mu    sync.Mutex // guards cache
+	mu    sync.Mutex // guards cache and keys
 	cache map[cacheKey]*attestation.Verified
+	// keys holds the parsed HPKE keys of cached verdicts, so sealing does
+	// not parse a worker's key again for every request.
+	keys map[proto.KeyID]*seal.PublicKey
 }
 
 type cacheKey struct {
@@ -96,7 +99,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, base: u, minSuite: min, policyHash: cfg.Policy.Hash(), cache: make(map[cacheKey]*attestation.Verified)}, nil
+	return &Client{cfg: cfg, base: u, minSuite: min, policyHash: cfg.Policy.Hash(), cache: make(map[cacheKey]*attestation.Verified), keys: make(map[proto.KeyID]*seal.PublicKey)}, nil
 }
 
 // Worker describes a verified worker.
@@ -175,7 +178,7 @@ func (c *Client) verify(bundle []byte) (*attestation.Verified, error) {
 	c.mu.Lock()
 	v, hit := c.cache[key]
 	if hit && !now.Before(v.Expires()) {
-		delete(c.cache, key)
+		c.evict(key, v)
 		hit = false
 	}
 	c.mu.Unlock()
@@ -191,12 +194,44 @@ func (c *Client) verify(bundle []byte) (*attestation.Verified, error) {
 	c.mu.Lock()
 	for k, old := range c.cache { // evict expired verdicts so the cache stays bounded by live workers
 		if !now.Before(old.Expires()) {
-			delete(c.cache, k)
+			c.evict(k, old)
 		}
 	}
 	c.cache[key] = v
 	c.mu.Unlock()
 	return v, nil
+}
+
+// evict drops a cached verdict and its parsed keys. c.mu is held.
+func (c *Client) evict(k cacheKey, v *attestation.Verified) {
+	delete(c.cache, k)
+	for _, pk := range v.HPKEKeys() {
+		delete(c.keys, pk.ID())
+	}
+}
+
+// publicKey returns w's parsed key for kem, parsing it at most once while
+// its verdict is cached.
+func (c *Client) publicKey(w Worker, kem uint16) (*seal.PublicKey, error) {
+	k, ok := w.verified.HPKEKey(kem)
+	if !ok {
+		return nil, fmt.Errorf("client: worker %s has no key for kem 0x%04x", w.ID, kem)
+	}
+	id := k.ID()
+	c.mu.Lock()
+	pk, hit := c.keys[id]
+	c.mu.Unlock()
+	if hit {
+		return pk, nil
+	}
+	pk, err := seal.ParsePublicKey(k)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.keys[id] = pk
+	c.mu.Unlock()
+	return pk, nil
 }
 
 // Result is a completed task.
@@ -253,11 +288,13 @@ func (c *Client) Do(ctx context.Context, task string, payload []byte) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]proto.HPKEKey, len(chosen))
+	keys := make([]*seal.PublicKey, len(chosen))
 	for i, w := range chosen {
-		keys[i], _ = w.verified.HPKEKey(suite.KEM)
+		if keys[i], err = c.publicKey(w, suite.KEM); err != nil {
+			return nil, err
+		}
 	}
-	sealed, err := seal.Seal(suite, keys, task, payload, seal.Options{Now: c.cfg.Now, KeyLog: c.cfg.KeyLog})
+	sealed, err := seal.SealTo(suite, keys, task, payload, seal.Options{Now: c.cfg.Now, KeyLog: c.cfg.KeyLog})
 	if err != nil {
 		return nil, err
 	}

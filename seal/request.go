@@ -32,11 +32,47 @@ type Request struct {
 	keyLog      io.Writer
 }
 
+// PublicKey is a recipient's HPKE public key, parsed once so that sealing
+// many requests to the same worker does not parse it again.
+type PublicKey struct {
+	key proto.HPKEKey
+	id  proto.KeyID
+	pk  hpke.PublicKey
+}
+
+// ParsePublicKey parses a worker's public key.
+func ParsePublicKey(k proto.HPKEKey) (*PublicKey, error) {
+	kemImpl, err := kem(k.KEM)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := kemImpl.NewPublicKey(k.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("seal: invalid hpke public key for kem 0x%04x: %v", k.KEM, err)
+	}
+	return &PublicKey{key: k, id: k.ID(), pk: pk}, nil
+}
+
 // Seal encrypts payload for the task to every recipient under suite.
 // Every recipient key must be of the suite's KEM; the caller has checked
 // that each belongs to a verified worker.
 func Seal(suite proto.Suite, recipients []proto.HPKEKey, task string, payload []byte, opts Options) (*Request, error) {
-	kemImpl, kdf, aead, err := suiteParts(suite)
+	parsed := make([]*PublicKey, len(recipients))
+	for i, r := range recipients {
+		if r.KEM != suite.KEM {
+			return nil, fmt.Errorf("%w: recipient %d has kem 0x%04x, suite %v wants 0x%04x", ErrSuite, i, r.KEM, suite, suite.KEM)
+		}
+		var err error
+		if parsed[i], err = ParsePublicKey(r); err != nil {
+			return nil, fmt.Errorf("recipient %d: %w", i, err)
+		}
+	}
+	return SealTo(suite, parsed, task, payload, opts)
+}
+
+// SealTo is Seal with parsed recipient keys.
+func SealTo(suite proto.Suite, recipients []*PublicKey, task string, payload []byte, opts Options) (*Request, error) {
+	_, kdf, aead, err := suiteParts(suite)
 	if err != nil {
 		return nil, err
 	}
@@ -56,18 +92,14 @@ func Seal(suite proto.Suite, recipients []proto.HPKEKey, task string, payload []
 
 	senders := make([]*hpke.Sender, len(recipients))
 	for i, r := range recipients {
-		if r.KEM != suite.KEM {
-			return nil, fmt.Errorf("%w: recipient %d has kem 0x%04x, suite %v wants 0x%04x", ErrSuite, i, r.KEM, suite, suite.KEM)
+		if r.key.KEM != suite.KEM {
+			return nil, fmt.Errorf("%w: recipient %d has kem 0x%04x, suite %v wants 0x%04x", ErrSuite, i, r.key.KEM, suite, suite.KEM)
 		}
-		pk, err := kemImpl.NewPublicKey(r.PublicKey)
-		if err != nil {
-			return nil, fmt.Errorf("seal: recipient %d: invalid public key: %v", i, err)
-		}
-		enc, s, err := hpke.NewSender(pk, kdf, aead, []byte(labelWrapInfo))
+		enc, s, err := hpke.NewSender(r.pk, kdf, aead, []byte(labelWrapInfo))
 		if err != nil {
 			return nil, fmt.Errorf("seal: recipient %d: %v", i, err)
 		}
-		h.Candidates = append(h.Candidates, proto.Candidate{KeyID: r.ID(), Enc: enc})
+		h.Candidates = append(h.Candidates, proto.Candidate{KeyID: r.id, Enc: enc})
 		senders[i] = s
 	}
 
