@@ -17,6 +17,15 @@ type EvidenceSource interface {
 	Evidence(ctx context.Context, reportData [proto.ReportDataSize]byte) (report, collateral []byte, err error)
 }
 
+// GPUEvidenceSource is an optional interface of an EvidenceSource whose
+// machine has GPUs in confidential-computing mode. GPUEvidence returns one
+// encoded evidence entry per GPU (attestation/nvgpu), GPU i's report made
+// for proto.GPUNonce(nonce, i). The worker collects it before the TEE
+// report, because the TEE report's REPORT_DATA binds the GPU evidence.
+type GPUEvidenceSource interface {
+	GPUEvidence(ctx context.Context, nonce [proto.NonceSize]byte) ([][]byte, error)
+}
+
 // SimulatedEvidence adapts a simulated TEE device. INSECURE: simulated
 // evidence proves nothing about where the worker runs.
 type SimulatedEvidence struct{ Device *sim.Device }

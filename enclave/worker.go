@@ -256,6 +256,11 @@ func (w *Worker) newGeneration(ctx context.Context, anchor []byte) (*generation,
 	for _, k := range keys {
 		b.Keys.HPKE = append(b.Keys.HPKE, k.Public())
 	}
+	if g, ok := w.cfg.Evidence.(GPUEvidenceSource); ok {
+		if b.GPU, err = g.GPUEvidence(ctx, b.Nonce); err != nil {
+			return nil, fmt.Errorf("collecting gpu evidence: %w", err)
+		}
+	}
 	report, coll, err := w.cfg.Evidence.Evidence(ctx, b.ReportData())
 	if err != nil {
 		return nil, fmt.Errorf("collecting evidence: %w", err)
