@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/attestation/check"
+	"github.com/sealgate/sealgate/attestation/nvgpu"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/attestation/snp"
@@ -80,6 +81,11 @@ type Options struct {
 	// SNPRoots pins the AMD root keys (ARKs) by product line. Nil means
 	// the ARKs go-sev-guest embeds (snp.AMDRoots). Only tests set it.
 	SNPRoots snp.Roots
+	// GPURoots and RIMRoots pin the NVIDIA device identity root and the
+	// RIM signing root. Nil means NVIDIA's (nvgpu.DeviceRoots and the root
+	// package rim pins). Only tests set them.
+	GPURoots *x509.CertPool
+	RIMRoots *x509.CertPool
 	// Audit, when not nil, receives a record of every check and its
 	// result.
 	Audit *Audit
@@ -232,8 +238,12 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 	if err := rec.step("policy", res.validate()); firstErr == nil {
 		firstErr = err
 	}
-	if err := rec.step("gpu evidence", checkGPU(b, p)); firstErr == nil {
+	gpuNext, gpuErr := checkGPU(b, p, opts)
+	if err := rec.step("gpu evidence", gpuErr); firstErr == nil {
 		firstErr = err
+	}
+	if !gpuNext.IsZero() && (res.nextUpdate.IsZero() || gpuNext.Before(res.nextUpdate)) {
+		res.nextUpdate = gpuNext
 	}
 	evidenceTime := res.reportTime
 	freshErr := error(nil)
@@ -321,18 +331,42 @@ func verifySNP(b *proto.Bundle, p *policy.Policy, opts Options) (*kindResult, er
 	}, nil
 }
 
-// checkGPU applies require_gpu. GPU evidence is bound through
-// REPORT_DATA, but no verifier for it exists yet, so a policy that
-// requires GPUs refuses every bundle rather than trust evidence nobody
-// checked.
-func checkGPU(b *proto.Bundle, p *policy.Policy) error {
-	switch {
-	case !p.RequireGPU:
-		return nil
-	case len(b.GPU) == 0:
-		return &Error{Code: CodePolicy, Field: "gpu evidence", Found: "none", Want: "GPU evidence (policy has require_gpu)"}
+// checkGPU verifies every GPU's evidence when the policy has GPU rules:
+// GPU i's report must carry proto.GPUNonce(bundle nonce, i), its chain and
+// RIMs must verify, and its fields must pass the rules. With require_gpu a
+// bundle without GPU evidence is refused. Without GPU rules the evidence
+// (still bound by REPORT_DATA) is not examined. It returns the earliest
+// next update of the GPU collateral used.
+func checkGPU(b *proto.Bundle, p *policy.Policy, opts Options) (time.Time, error) {
+	if p.RequireGPU && len(b.GPU) == 0 {
+		return time.Time{}, &Error{Code: CodePolicy, Field: "gpu evidence", Found: "none", Want: "GPU evidence (policy has require_gpu)"}
 	}
-	return &Error{Code: CodePolicy, Field: "gpu evidence", Found: fmt.Sprintf("%d unverified gpu reports", len(b.GPU)), Want: "gpu evidence this verifier can check (none yet)"}
+	if p.GPU == nil {
+		return time.Time{}, nil
+	}
+	var next time.Time
+	for i, g := range b.GPU {
+		c, err := nvgpu.Verify(g, nvgpu.Options{
+			Now: opts.Now, DeviceRoots: opts.GPURoots, RIMRoots: opts.RIMRoots,
+			Nonce: proto.GPUNonce(b.Nonce, i), RequireOCSP: p.GPU.OCSPRequired(),
+		})
+		if err == nil {
+			err = nvgpu.Validate(c, p.GPU)
+		}
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e2 := *e
+				e2.Field = fmt.Sprintf("gpu[%d] %s", i, e.Field)
+				return time.Time{}, &e2
+			}
+			return time.Time{}, err
+		}
+		if next.IsZero() || c.NextUpdate.Before(next) {
+			next = c.NextUpdate
+		}
+	}
+	return next, nil
 }
 
 func checkBinding(b *proto.Bundle, reportData [proto.ReportDataSize]byte) error {
