@@ -11,6 +11,7 @@ import (
 
 	test "github.com/google/go-sev-guest/testing"
 	"github.com/sealgate/sealgate/attestation"
+	"github.com/sealgate/sealgate/attestation/nvgpu/nvgputest"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/attestation/snp/snptest"
@@ -183,4 +184,88 @@ func hardwareRun(t *testing.T, ctx context.Context, pol *policy.Policy, roots at
 		t.Fatal(err)
 	}
 	return network, clientOpts, res
+}
+
+// fixtureTDXWithGPUs is a TEST DOUBLE for a TDX guest with GPUs in CC
+// mode: GPU i's evidence is made for proto.GPUNonce(nonce, i) unless
+// wrongNonce is set. (A quote that binds other GPU evidence than the
+// bundle carries fails the REPORT_DATA binding, which
+// TestEndToEndGatewayRefusesUnboundTDX shows.)
+type fixtureTDXWithGPUs struct {
+	tdx        fixtureTDX
+	gpu        *nvgputest.Fixture
+	gpus       int
+	wrongNonce bool
+}
+
+func (f fixtureTDXWithGPUs) Kind() string { return policy.KindTDX }
+
+func (f fixtureTDXWithGPUs) Evidence(ctx context.Context, rd [proto.ReportDataSize]byte) ([]byte, []byte, error) {
+	return f.tdx.Evidence(ctx, rd)
+}
+
+func (f fixtureTDXWithGPUs) GPUEvidence(_ context.Context, nonce [proto.NonceSize]byte) ([][]byte, error) {
+	var out [][]byte
+	for i := range f.gpus {
+		n := proto.GPUNonce(nonce, i)
+		if f.wrongNonce {
+			n = proto.GPUNonce(nonce, i+1)
+		}
+		out = append(out, f.gpu.Evidence(n))
+	}
+	return out, nil
+}
+
+// TestEndToEndGPU runs TDX workers with two GPUs each under a policy that
+// requires GPU evidence: the client verifies every GPU's report, chain,
+// OCSP and RIMs and its nonce derivation; workers without GPU evidence, or
+// with GPU evidence for another nonce, are refused.
+func TestEndToEndGPU(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	now := time.Now()
+	fx, err := tdxtest.New("sealgate e2e tdx", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpu := nvgputest.New("sealgate e2e gpu", now)
+	roots := attestation.Options{TDXRoots: fx.PKI.Roots(), GPURoots: gpu.PKI.DeviceRoots(), RIMRoots: gpu.PKI.RIMRoots()}
+	pol := tdxPolicy(fx.TD.MRTD)
+	rules := nvgputest.DefaultRules()
+	pol.RequireGPU, pol.GPU = true, &rules
+
+	_, _, res := hardwareRun(t, ctx, pol, roots, fixtureTDXWithGPUs{tdx: fixtureTDX{fx}, gpu: gpu, gpus: 2})
+	if res.Worker.Kind != policy.KindTDX || res.Text == "" {
+		t.Fatalf("worker %+v", res.Worker)
+	}
+
+	for _, tt := range []struct {
+		name      string
+		ev        enclave.EvidenceSource
+		wantCode  attestation.Code
+		wantField string
+	}{
+		{"no gpu evidence", fixtureTDX{fx}, attestation.CodePolicy, "gpu evidence"},
+		{"gpu evidence for another nonce", fixtureTDXWithGPUs{tdx: fixtureTDX{fx}, gpu: gpu, gpus: 2, wrongNonce: true}, attestation.CodeBinding, "gpu[0] gpu nonce"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// The gateway admits under a policy without GPU rules; the
+			// client's own policy requires GPUs and refuses.
+			cpuOnly := tdxPolicy(fx.TD.MRTD)
+			network, err := devnet.Start(ctx, devnet.Config{Dir: t.TempDir(), Workers: 1, AdmissionPolicy: cpuOnly, VerifyOptions: roots,
+				Evidence: func(int) enclave.EvidenceSource { return tt.ev }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer network.Close()
+			opts := roots
+			opts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
+			c, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: opts})
+			_, err = c.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
+			var ae *attestation.Error
+			if !errors.As(firstRefusal(t, err), &ae) || ae.Code != tt.wantCode || !strings.Contains(ae.Field, tt.wantField) {
+				t.Fatalf("err = %v, want %s on %q", err, tt.wantCode, tt.wantField)
+			}
+		})
+	}
 }
