@@ -170,6 +170,9 @@ func runAttestInspect(args []string) error {
 	rd := b.ReportData()
 	fmt.Printf("signing key     ed25519 %x\nreport          %d bytes\ncollateral      %d bytes\ngpu evidence    %d reports\nwant report_data %x\n",
 		b.Keys.Signing, len(b.Report), len(b.Collateral), len(b.GPU), rd)
+	if err := inspectGPUs(b.GPU); err != nil {
+		return err
+	}
 	switch b.Kind {
 	case "sim":
 		r, err := sim.ParseReport(b.Report)

@@ -10,6 +10,7 @@ import (
 	tdxpb "github.com/google/go-tdx-guest/proto/tdx"
 
 	"github.com/sealgate/sealgate/attestation/check"
+	"github.com/sealgate/sealgate/attestation/nvgpu"
 	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/attestation/tdx"
 )
@@ -67,4 +68,21 @@ func printSNP(r *sevpb.Report) {
 	fmt.Printf("snp report      version %d (not verified here)\n  measurement   %x\n  host_data     %x\n  report_data   %x\n  chip_id       %x\n  vmpl          %d\n  policy        debug %v, migrate_ma %v, smt %v\n  reported_tcb  bootloader %d tee %d snp %d microcode %d\n",
 		r.GetVersion(), r.GetMeasurement(), r.GetHostData(), r.GetReportData(), r.GetChipId(), r.GetVmpl(),
 		pol.Debug, pol.MigrateMA, pol.SMT, tcb.BlSpl, tcb.TeeSpl, tcb.SnpSpl, tcb.UcodeSpl)
+}
+
+// inspectGPUs prints each GPU evidence entry's report fields, unverified.
+func inspectGPUs(gpus [][]byte) error {
+	for i, raw := range gpus {
+		e, err := nvgpu.ParseEvidence(raw)
+		if err != nil {
+			return &verdictError{code: check.CodeMalformed, err: fmt.Errorf("gpu %d: %w", i, err)}
+		}
+		r, err := nvgpu.ParseReport(e.Report)
+		if err != nil {
+			return &verdictError{code: check.CodeMalformed, err: fmt.Errorf("gpu %d: %w", i, err)}
+		}
+		fmt.Printf("gpu %d           SPDM report (not verified here)\n  nonce         %x\n  driver        %s\n  vbios         %s\n  mode          %s (cc mode %v)\n  measurements  %d blocks\n  evidence      %d certificates, %d ocsp responses, driver rim %d bytes, vbios rim %d bytes\n",
+			i, r.Nonce, r.DriverVersion, r.VBIOSVersion, r.Mode, r.CCMode, len(r.Measurements), len(e.CertChain), len(e.OCSP), len(e.DriverRIM), len(e.VBIOSRIM))
+	}
+	return nil
 }

@@ -15,9 +15,12 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/anchortest"
 	"github.com/sealgate/sealgate/attestation/check"
+	"github.com/sealgate/sealgate/attestation/nvgpu/nvgputest"
+	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/internal/devnet"
 	"github.com/sealgate/sealgate/internal/vectors"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/seal"
 )
 
 // binary is the sealgate command built once for the scripted runs;
@@ -337,5 +340,26 @@ func TestCLIInspectHardware(t *testing.T) {
 	r := sealgate(t, "", "attest", "inspect", filepath.Join(dir, "tdx/truncated-quote.bundle"))
 	if r.code != 10 {
 		t.Errorf("truncated quote: exit %d, want 10\n%s", r.code, r.stderr)
+	}
+}
+
+func TestCLIInspectGPU(t *testing.T) {
+	b := proto.Bundle{Kind: "sim", Keys: proto.WorkerKeys{Signing: make([]byte, proto.SigningKeySize)}}
+	k, err := seal.GenerateKey(proto.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Keys.HPKE = []proto.HPKEKey{k.Public()}
+	b.GPU = [][]byte{nvgputest.New("cli inspect", time.Now()).Evidence(proto.GPUNonce(b.Nonce, 0))}
+	b.Report = sim.NewDevice(sim.DeviceConfig{}).Report(b.ReportData())
+	enc, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gpu.bundle")
+	os.WriteFile(path, enc, 0o600)
+	r := sealgate(t, "", "attest", "inspect", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "gpu 0           SPDM report") || !strings.Contains(r.stdout, "cc mode true") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
