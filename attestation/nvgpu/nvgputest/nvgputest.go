@@ -28,6 +28,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/sealgate/sealgate/internal/fixturekey"
 	"math/big"
 	"slices"
 	"strings"
@@ -44,19 +45,10 @@ import (
 
 // DeriveKey returns a P-384 key derived from seed and label.
 func DeriveKey(seed, label string) *ecdsa.PrivateKey {
-	for i := 0; ; i++ {
-		h := sha512.Sum384(fmt.Appendf(nil, "sealgate nvgputest key\x00%s\x00%s\x00%d", seed, label, i))
-		if k, err := ecdsa.ParseRawPrivateKey(elliptic.P384(), h[:]); err == nil {
-			return k
-		}
-	}
+	return fixturekey.ECDSA(elliptic.P384(), "nvgputest", seed, label)
 }
 
-func serial(seed, label string) *big.Int {
-	h := sha256.Sum256(fmt.Appendf(nil, "sealgate nvgputest serial\x00%s\x00%s", seed, label))
-	h[0] &= 0x7f
-	return new(big.Int).SetBytes(h[:16])
-}
+func serial(seed, label string) *big.Int { return fixturekey.Serial("nvgputest", seed, label, 16) }
 
 // Issued is a certificate and its key.
 type Issued struct {

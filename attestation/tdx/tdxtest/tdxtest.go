@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/sealgate/sealgate/internal/fixturekey"
 	"math/big"
 	"time"
 
@@ -65,19 +66,10 @@ type PKI struct {
 
 // DeriveKey returns a P-256 key derived from seed and label.
 func DeriveKey(seed, label string) *ecdsa.PrivateKey {
-	for i := 0; ; i++ {
-		h := sha256.Sum256(fmt.Appendf(nil, "sealgate tdxtest key\x00%s\x00%s\x00%d", seed, label, i))
-		if k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), h[:]); err == nil {
-			return k
-		}
-	}
+	return fixturekey.ECDSA(elliptic.P256(), "tdxtest", seed, label)
 }
 
-func serial(seed, label string) *big.Int {
-	h := sha256.Sum256(fmt.Appendf(nil, "sealgate tdxtest serial\x00%s\x00%s", seed, label))
-	h[0] &= 0x7f
-	return new(big.Int).SetBytes(h[:20])
-}
+func serial(seed, label string) *big.Int { return fixturekey.Serial("tdxtest", seed, label, 20) }
 
 // NewPKI derives a fixture PKI from seed. Certificates are valid from
 // notBefore: the CAs for 25 years, the leaves for 7.

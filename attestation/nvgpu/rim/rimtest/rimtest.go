@@ -21,13 +21,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"github.com/sealgate/sealgate/internal/fixturekey"
 	"io"
 	"math/big"
 	"strconv"
@@ -194,19 +194,10 @@ func (d deterministic) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) 
 
 // DeriveKey returns a P-384 key derived from seed and label.
 func DeriveKey(seed, label string) *ecdsa.PrivateKey {
-	for i := 0; ; i++ {
-		h := sha512.Sum384(fmt.Appendf(nil, "sealgate rimtest key\x00%s\x00%s\x00%d", seed, label, i))
-		if k, err := ecdsa.ParseRawPrivateKey(elliptic.P384(), h[:]); err == nil {
-			return k
-		}
-	}
+	return fixturekey.ECDSA(elliptic.P384(), "rimtest", seed, label)
 }
 
-func serial(seed, label string) *big.Int {
-	h := sha256.Sum256(fmt.Appendf(nil, "sealgate rimtest serial\x00%s\x00%s", seed, label))
-	h[0] &= 0x7f
-	return new(big.Int).SetBytes(h[:16])
-}
+func serial(seed, label string) *big.Int { return fixturekey.Serial("rimtest", seed, label, 16) }
 
 func keyID(pub crypto.PublicKey) []byte {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
