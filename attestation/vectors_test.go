@@ -37,3 +37,16 @@ func TestManifestIsTheMergeOfTheKindManifests(t *testing.T) {
 		t.Fatal("testvectors/attestation/manifest.json is stale: run scripts/gen-attestation-vectors")
 	}
 }
+
+func TestGPUBundlesAreCurrent(t *testing.T) {
+	files, err := vectors.GPUBundles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(vectors.Dir(t), "gpu", name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("testvectors/attestation/gpu/%s is stale (%v): run scripts/gen-attestation-vectors", name, err)
+		}
+	}
+}

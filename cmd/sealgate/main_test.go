@@ -304,7 +304,7 @@ func TestCLIVectors(t *testing.T) {
 		t.Run(v.Kind+"/"+v.Name, func(t *testing.T) {
 			args := []string{"attest", "verify", "-policy", v.PolicyPath, "-at", v.VerifyAt.Format(time.RFC3339), "-anchor-key", anchor}
 			if v.RootsPEM != "" {
-				args = append(args, "-insecure-test-roots-kind", v.Kind, "-insecure-test-roots", v.RootsPEM)
+				args = append(args, "-insecure-test-roots-kind", v.RootsKind, "-insecure-test-roots", v.RootsPEM)
 			}
 			r := runBinary(t, testRootsBinary, "", append(args, v.Path)...)
 			want := 0

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/attestation/anchortest"
+	"github.com/sealgate/sealgate/attestation/nvgpu/nvgputest"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/internal/testenv"
@@ -27,7 +28,7 @@ import (
 
 // Kinds are the vector folders, each with its own manifest.json; the
 // top-level manifest is their concatenation (Merge).
-var Kinds = []string{"tdx", "snp"}
+var Kinds = []string{"tdx", "snp", "gpu"}
 
 // Entry is one manifest entry.
 type Entry struct {
@@ -58,8 +59,11 @@ type Vector struct {
 	Bundle     []byte
 	Policy     *policy.Policy
 	// RootsPEM is the PEM file of the fixture roots, for fixture-rooted
-	// vectors; empty for vendor-rooted ones.
+	// vectors (for gpu vectors, the vector folder holding them); empty for
+	// vendor-rooted ones.
 	RootsPEM string
+	// RootsKind says how SetRoots reads RootsPEM: "tdx", "snp" or "gpu".
+	RootsKind string
 }
 
 // Dir returns testvectors/attestation.
@@ -125,7 +129,10 @@ func Load(tb testing.TB) []Vector {
 		}
 		switch e.Roots {
 		case "fixture":
+			v.RootsKind = e.Kind
 			v.RootsPEM = filepath.Join(dir, e.Kind, map[string]string{"tdx": "fixture-root-ca.pem", "snp": "fixture-roots.pem"}[e.Kind])
+		case RootsFixtureGPU:
+			v.RootsKind, v.RootsPEM = "gpu", dir
 		case "intel", "amd":
 		default:
 			tb.Fatalf("vector %s: roots %q", e.Name, e.Roots)
@@ -144,14 +151,27 @@ func (v *Vector) Options(tb testing.TB) attestation.Options {
 	if v.RootsPEM == "" {
 		return opts
 	}
-	if err := SetRoots(&opts, v.Kind, v.RootsPEM); err != nil {
+	if err := SetRoots(&opts, v.RootsKind, v.RootsPEM); err != nil {
 		tb.Fatal(err)
 	}
 	return opts
 }
 
-// SetRoots reads fixture roots for kind from a PEM file into opts.
+// SetRoots reads fixture roots for kind from a PEM file into opts; for
+// kind "gpu", pemFile is testvectors/attestation and the TDX, GPU device
+// and RIM fixture roots are read from their folders.
 func SetRoots(opts *attestation.Options, kind, pemFile string) error {
+	if kind == "gpu" {
+		if err := SetRoots(opts, "tdx", filepath.Join(pemFile, "tdx", "fixture-root-ca.pem")); err != nil {
+			return err
+		}
+		var err error
+		if opts.GPURoots, err = pool(filepath.Join(pemFile, "nvgpu", nvgputest.DeviceRootFile)); err != nil {
+			return err
+		}
+		opts.RIMRoots, err = pool(filepath.Join(pemFile, "nvgpu", nvgputest.RIMRootFile))
+		return err
+	}
 	data, err := os.ReadFile(pemFile)
 	if err != nil {
 		return err
@@ -195,4 +215,16 @@ func (v *Vector) Check(err error) error {
 		return fmt.Errorf("vector %s: got %v (code %q), want %s on %q", v.Name, err, attestation.CodeOf(err), v.Want.Code, v.Want.Field)
 	}
 	return nil
+}
+
+func pool(pemFile string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(pemFile)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no certificates", pemFile)
+	}
+	return p, nil
 }

@@ -522,3 +522,37 @@ func Provenance(vs []Vector) []byte {
 	}
 	return b.Bytes()
 }
+
+// GPUBundle returns a valid TDX evidence bundle, anchored like the other
+// vectors, that carries gpu as its GPU evidence (the quote binds it), and
+// the policy its TDX part passes. testvectors/attestation/gpu wraps the
+// nvgpu vectors with it.
+func GPUBundle(gpu [][]byte) ([]byte, *policy.Policy, error) {
+	keys, err := VectorKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	pki, err := NewPKI(VectorSeed, VectorPKIFrom)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := anchoredBundle(keys, VectorVerifyAt)
+	b.GPU = gpu
+	td := DefaultTD()
+	td.ReportData = b.ReportData()
+	if b.Report, err = pki.Quote(td, Intact); err != nil {
+		return nil, nil, err
+	}
+	c, err := pki.Collateral(DefaultCollateral(VectorIssued))
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.Collateral, err = c.Marshal(); err != nil {
+		return nil, nil, err
+	}
+	enc, err := b.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, vectorPolicy("gpu", DefaultTD()), nil
+}
