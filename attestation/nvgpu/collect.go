@@ -21,15 +21,13 @@ import (
 // tag nvml, so that the default build (every verifier: the client, the
 // gateway, auditors) carries none of it.
 //
-// A Device is one GPU. The production Device wraps an NVML device handle
-// from github.com/NVIDIA/go-nvml (cgo, the driver's libnvidia-ml):
-// AttestationReport calls nvmlDeviceGetConfComputeGpuAttestationReport
-// with the nonce (nvmlConfComputeGpuAttestationReport_t.nonce, 32 bytes)
-// and returns attestationReport[:attestationReportSize], then
-// nvmlDeviceGetConfComputeGpuCertificate and returns
-// attestationCertChain[:attestationCertChainSize]. That adapter is not in
-// this repository yet: the module proxy refuses go-nvml, so it cannot be
-// built or reviewed here; everything else is, against the test double.
+// A Device is one GPU. OpenNVML (nvml.go, cgo) returns the production
+// Devices: it loads the driver's libnvidia-ml.so.1 with dlopen (the
+// go-nvml module is refused by the module proxy here, and NVML's own
+// headers are not needed), calls nvmlDeviceGetConfComputeGpuAttestationReport
+// with the nonce and nvmlDeviceGetConfComputeGpuCertificate for the chain.
+// HTTPCollateral (fetch.go) is the production Collateral: NVIDIA's RIM
+// service and OCSP responder. Tests use test doubles of all three.
 
 // Device is one GPU as the collector sees it.
 type Device interface {

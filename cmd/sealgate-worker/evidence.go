@@ -67,3 +67,21 @@ func evidenceSource(tee string, insecureSim bool) (enclave.EvidenceSource, error
 	}
 	return nil, fmt.Errorf("-tee: found %q, want tdx, snp or sim", tee)
 }
+
+// gpuCollecting is what the worker needs of a GPU collector.
+type gpuCollecting interface {
+	Collect(ctx context.Context, nonce [proto.NonceSize]byte) ([][]byte, error)
+}
+
+// withGPUs adds GPU evidence to a TEE evidence source: the worker collects
+// it first, and the TEE report binds it.
+type withGPUs struct {
+	enclave.EvidenceSource
+	gpus gpuCollecting
+}
+
+var _ enclave.GPUEvidenceSource = withGPUs{}
+
+func (w withGPUs) GPUEvidence(ctx context.Context, nonce [proto.NonceSize]byte) ([][]byte, error) {
+	return w.gpus.Collect(ctx, nonce)
+}

@@ -5,12 +5,13 @@
 //
 // Usage:
 //
-//	sealgate-worker -gateway URL -id NAME -tee tdx|snp [-listen ADDR] [-advertise URL]
+//	sealgate-worker -gateway URL -id NAME -tee tdx|snp [-gpus] [-listen ADDR] [-advertise URL]
 //	sealgate-worker -gateway URL -id NAME -tee sim -insecure-simulated-tee
 //
 // With -tee tdx or snp the worker gets its evidence from the confidential
 // VM's configfs-tsm (/sys/kernel/config/tsm) and the collateral from Intel
-// PCS or AMD KDS. -tee sim is the INSECURE simulated TEE, which needs
+// PCS or AMD KDS. -gpus adds each GPU's evidence through NVML (in a
+// build with -tags nvml), with RIMs and OCSP responses from NVIDIA. -tee sim is the INSECURE simulated TEE, which needs
 // -insecure-simulated-tee as well: simulated evidence proves nothing about
 // where the worker runs.
 package main
@@ -44,6 +45,7 @@ func run(args []string) error {
 	advertise := fs.String("advertise", "", "base URL the gateway reaches this worker at (default http://LISTEN)")
 	tee := fs.String("tee", "", "TEE kind to collect evidence from: tdx, snp, or sim (required)")
 	simulated := fs.Bool("insecure-simulated-tee", false, "INSECURE: allow -tee sim, the simulated TEE")
+	gpus := fs.Bool("gpus", false, "also collect every GPU's confidential-computing evidence through NVML (needs a build with -tags nvml)")
 	reattest := fs.Duration("reattest", 5*time.Minute, "how often to rotate keys and register fresh evidence")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,6 +56,13 @@ func run(args []string) error {
 	evidence, err := evidenceSource(*tee, *simulated)
 	if err != nil {
 		return err
+	}
+	if *gpus {
+		c, err := gpuCollector()
+		if err != nil {
+			return err
+		}
+		evidence = withGPUs{EvidenceSource: evidence, gpus: c}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	w, err := enclave.New(enclave.Config{

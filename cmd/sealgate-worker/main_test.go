@@ -15,6 +15,7 @@ func TestRunRefusesBadTEE(t *testing.T) {
 		{"no tee", []string{"-gateway", "http://127.0.0.1:1", "-id", "w"}, `-tee: found ""`},
 		{"unknown tee", []string{"-tee", "sgx9", "-gateway", "http://127.0.0.1:1", "-id", "w"}, `found "sgx9"`},
 		{"sim without the insecure flag", []string{"-tee", "sim", "-gateway", "http://127.0.0.1:1", "-id", "w"}, "-insecure-simulated-tee"},
+		{"gpus without nvml", []string{"-tee", "sim", "-insecure-simulated-tee", "-gpus", "-gateway", "http://127.0.0.1:1", "-id", "w"}, gpusWant},
 		{"tdx without configfs-tsm", []string{"-tee", "tdx", "-gateway", "http://127.0.0.1:1", "-id", "w"}, "configfs-tsm"},
 		{"snp without configfs-tsm", []string{"-tee", "snp", "-gateway", "http://127.0.0.1:1", "-id", "w"}, "configfs-tsm"},
 	}
