@@ -4,12 +4,16 @@
 // is Verify, so nothing can route on evidence nobody checked.
 //
 // Verification follows go-sev-guest's split: each TEE kind's package parses
-// its raw report and checks signatures and chains (attestation/sim today;
-// tdx and snp next), this package checks the REPORT_DATA binding of the
-// bundle's keys, GPU evidence and nonce, and then validates the verified
-// fields against the policy (package policy). Time and trusted roots are
-// injected through Options; nothing here reads the wall clock or the
-// network.
+// its raw report and checks signatures, chains, revocation and collateral
+// (attestation/tdx, attestation/snp, and the INSECURE attestation/sim);
+// this package checks the REPORT_DATA binding of the bundle's keys, GPU
+// evidence and nonce, validates the verified fields against the policy
+// (package policy), verifies each GPU's evidence (attestation/nvgpu) when
+// the policy has GPU rules, and judges freshness: from the simulated
+// report's own time, or for hardware kinds from the bundle's time anchor,
+// signed by a key the caller pins (see proto/SPEC.md §10.1). Time and
+// trusted roots are injected through Options; nothing here reads the wall
+// clock or the network.
 //
 // Every failure is an *Error with a stable Code and the field, the value
 // found and the value wanted.

@@ -12,9 +12,12 @@
 //
 // Decisions the design leaves open, as built here:
 //
-//   - Admission. A worker asks for a challenge (a random nonce, single use,
-//     valid for Config.ChallengeTTL, kept in memory only: a restart forgets
-//     outstanding challenges), binds it into its evidence and registers.
+//   - Admission. A worker asks for a challenge: a time anchor over a random
+//     challenge, signed with Config.AnchorKey, and the nonce derived from
+//     it (single use, valid for Config.ChallengeTTL, kept in memory only: a
+//     restart forgets outstanding challenges). It binds the nonce into its
+//     evidence, carries the anchor in its bundle and registers; clients
+//     that pin the anchor key judge the evidence's age from the anchor.
 //     The gateway verifies the bundle against Config.AdmissionPolicy at
 //     Config.Now and records the worker and its key ids. A worker that
 //     registers again replaces its URL, tasks and bundle; the key ids of its
