@@ -8,6 +8,7 @@ package fixturekey
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
@@ -42,4 +43,12 @@ func Serial(pkg, seed, label string, size int) *big.Int {
 	h := sha256.Sum256(fmt.Appendf(nil, "sealgate %s serial\x00%s\x00%s", pkg, seed, label))
 	h[0] &= 0x7f
 	return new(big.Int).SetBytes(h[:size])
+}
+
+// SubjectKeyID returns a certificate subject key id for pub: SHA-1 of its
+// uncompressed point, as RFC 5280's method 1 does.
+func SubjectKeyID(pub *ecdsa.PublicKey) []byte {
+	b, _ := pub.Bytes()
+	h := sha1.Sum(b)
+	return h[:]
 }

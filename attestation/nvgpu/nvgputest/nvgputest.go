@@ -19,7 +19,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -168,11 +167,7 @@ func NewPKI(seed string, notBefore time.Time) (*PKI, error) {
 	return p, nil
 }
 
-func keyID(pub *ecdsa.PublicKey) []byte {
-	b, _ := pub.Bytes()
-	h := sha1.Sum(b)
-	return h[:]
-}
+func keyID(pub *ecdsa.PublicKey) []byte { return fixturekey.SubjectKeyID(pub) }
 
 // fwidExtension encodes the leaf's TCG DICE FWID extension the way
 // NVIDIA's Hopper leaves carry it: SEQUENCE { INTEGER 1,

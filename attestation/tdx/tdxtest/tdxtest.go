@@ -14,7 +14,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -131,11 +130,7 @@ func NewPKI(seed string, notBefore time.Time) (*PKI, error) {
 	return p, nil
 }
 
-func keyID(pub *ecdsa.PublicKey) []byte {
-	b, _ := pub.Bytes()
-	h := sha1.Sum(b)
-	return h[:]
-}
+func keyID(pub *ecdsa.PublicKey) []byte { return fixturekey.SubjectKeyID(pub) }
 
 // create signs a certificate deterministically: x509 signs with RFC 6979
 // when given no randomness and the serial number is set.
