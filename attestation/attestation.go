@@ -78,6 +78,12 @@ type Options struct {
 	// no time of its own, so without a pinned key it cannot be judged
 	// fresh and is refused. The simulated kind does not use anchors.
 	AnchorKeys []ed25519.PublicKey
+	// Nonce, when set, is the nonce the caller asked the worker to bind
+	// (strict mode: the client's own nonce). The bundle must carry exactly
+	// it, and evidence without a time anchor is judged made at Now, since
+	// the caller chose the nonce just before. Nil means the nonce is not
+	// checked here and hardware evidence needs an anchor.
+	Nonce *[proto.NonceSize]byte
 	// TDXRoots pins the Intel roots of TDX PCK and collateral chains. Nil
 	// means the Intel SGX Root CA (tdx.IntelRoots). Only tests set it, to
 	// fixture roots; no production path accepts another root.
@@ -239,6 +245,11 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 	}
 
 	firstErr := rec.step("report_data binding", checkBinding(b, res.reportData))
+	if opts.Nonce != nil {
+		if err := rec.step("nonce", checkNonce(b, *opts.Nonce)); firstErr == nil {
+			firstErr = err
+		}
+	}
 	if err := rec.step("policy", res.validate()); firstErr == nil {
 		firstErr = err
 	}
@@ -251,7 +262,13 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 	}
 	evidenceTime := res.reportTime
 	freshErr := error(nil)
-	if evidenceTime.IsZero() {
+	switch {
+	case !evidenceTime.IsZero():
+	case opts.Nonce != nil && len(b.Anchor) == 0:
+		// The caller's own nonce: the evidence is no older than the
+		// request for it, and checkNonce has matched it.
+		evidenceTime = opts.Now
+	default:
 		evidenceTime, freshErr = anchorTime(b, opts.AnchorKeys)
 	}
 	if freshErr == nil {
@@ -272,6 +289,14 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 		bundle: bytes.Clone(encoded), bundleHash: proto.BundleHash(encoded),
 		keys: b.Keys, nonce: b.Nonce, policyName: p.Name, policyHash: p.Hash(),
 	}, nil
+}
+
+// checkNonce checks the bundle binds the nonce the caller asked for.
+func checkNonce(b *proto.Bundle, want [proto.NonceSize]byte) error {
+	if subtle.ConstantTimeCompare(b.Nonce[:], want[:]) != 1 {
+		return &Error{Code: CodeBinding, Field: "nonce", Found: hex.EncodeToString(b.Nonce[:8]) + "…", Want: hex.EncodeToString(want[:8]) + "… (the nonce the verifier asked for)"}
+	}
+	return nil
 }
 
 // acceptKind checks the policy accepts kind at all.

@@ -231,3 +231,33 @@ func TestRequireGPU(t *testing.T) {
 		t.Fatalf("err = %v, want a policy refusal for missing gpu evidence", err)
 	}
 }
+
+func TestVerifyChecksCallersNonce(t *testing.T) {
+	p := policy.InsecureSimulated()
+	enc := makeBundle(t, bundleOpts{})
+	b, err := proto.ParseBundle(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := b.Nonce
+	if _, err := Verify(enc, p, Options{Now: t0, Nonce: &want}); err != nil {
+		t.Fatalf("bundle with the asked-for nonce: %v", err)
+	}
+	other := want
+	other[31] ^= 1
+	_, err = Verify(enc, p, Options{Now: t0, Nonce: &other})
+	if CodeOf(err) != CodeBinding || !strings.Contains(err.Error(), "nonce") {
+		t.Fatalf("bundle with another nonce: got %v, want a binding failure naming the nonce", err)
+	}
+	var audit Audit
+	Verify(enc, p, Options{Now: t0, Nonce: &other, Audit: &audit})
+	found := false
+	for _, s := range audit.Steps {
+		if s.Check == "nonce" && s.Code == CodeBinding {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("audit does not record the nonce check: %+v", audit.Steps)
+	}
+}
