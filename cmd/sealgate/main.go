@@ -5,6 +5,8 @@
 //	sealgate translate  translate a file or stdin through a gateway
 //	sealgate demo       run a local network and a private summarize request
 //	sealgate attest     verify or inspect an evidence bundle offline
+//	sealgate admin      manage a gateway's providers, tenants, pools and credentials
+//	sealgate provider   make and register a provider's endorsement key
 //	sealgate version    print the version
 //
 // Exit codes: 0 success; 1 other error; 2 usage; 3 no verified candidate
@@ -40,6 +42,8 @@ commands:
   translate  translate a file or stdin through a gateway
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
   attest     verify or inspect a worker's evidence bundle offline
+  admin      manage a gateway's providers, tenants, pools and credentials
+  provider   make and register a provider's endorsement key
   version    print the version
 
 Run 'sealgate <command> -h' for a command's flags.
@@ -68,6 +72,10 @@ func run(args []string) int {
 		err = runDemo(ctx, args[1:])
 	case "attest":
 		err = runAttest(ctx, args[1:])
+	case "admin":
+		err = runAdmin(ctx, args[1:], stdio{os.Stdout, os.Stderr, os.Getenv})
+	case "provider":
+		err = runProvider(ctx, args[1:], stdio{os.Stdout, os.Stderr, os.Getenv})
 	case "version":
 		fmt.Println("sealgate", buildVersion())
 		return 0
