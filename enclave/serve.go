@@ -90,19 +90,23 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request) {
 		slog.Duration("duration", w.cfg.Now().Sub(start)))
 }
 
-// open tries the current generation, then the previous one.
+// open tries the current generation, the previous one, then the one
+// whose registration is in flight.
 func (w *Worker) open(body []byte) (*seal.Opened, error) {
 	w.mu.Lock()
-	cur, prev := w.current, w.prev
+	gens := []*generation{w.current, w.prev, w.pending}
 	w.mu.Unlock()
-	if cur == nil {
-		return nil, seal.ErrUnknownKey
+	err := seal.ErrUnknownKey
+	for _, g := range gens {
+		if g == nil {
+			continue
+		}
+		var o *seal.Opened
+		if o, err = g.opener.Open(bytes.NewReader(body)); !errors.Is(err, seal.ErrUnknownKey) {
+			return o, err
+		}
 	}
-	o, err := cur.opener.Open(bytes.NewReader(body))
-	if errors.Is(err, seal.ErrUnknownKey) && prev != nil {
-		o, err = prev.opener.Open(bytes.NewReader(body))
-	}
-	return o, err
+	return nil, err
 }
 
 // openErrorStatus maps a refusal to an HTTP status and code. The gateway

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,7 +28,13 @@ import (
 func testWorker(t *testing.T, cfg Config) (*Worker, *httptest.Server) {
 	t.Helper()
 	cfg.ID, cfg.GatewayURL = "w-test", "http://127.0.0.1:1"
-	cfg.Evidence = SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})}
+	if cfg.Evidence == nil {
+		cfg.Evidence = SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})}
+	}
+	cfg.Credential, cfg.InsecurePlainHTTP = testCredential, true
+	if cfg.ProviderKey == nil {
+		_, cfg.ProviderKey = testProviderKey(t)
+	}
 	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -214,22 +222,58 @@ func TestPreviousGenerationStillServes(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	ev := SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})}
+	_, pk := testProviderKey(t)
+	broken := bytes.Clone(pk)
+	broken[63] ^= 1
+	ok := func(f func(*Config)) Config {
+		c := Config{ID: "w", GatewayURL: "https://gw.example", Credential: testCredential, ProviderKey: pk, Evidence: ev}
+		f(&c)
+		return c
+	}
 	tests := []struct {
 		name    string
 		cfg     Config
 		wantErr string
 	}{
-		{"no id", Config{GatewayURL: "http://x", Evidence: ev}, "worker id"},
-		{"bad url", Config{ID: "w", GatewayURL: "ftp://x", Evidence: ev}, "gateway url"},
-		{"no evidence", Config{ID: "w", GatewayURL: "http://x"}, "evidence source"},
-		{"negative", Config{ID: "w", GatewayURL: "http://x", Evidence: ev, MaxConcurrent: -1}, "negative"},
+		{"no id", ok(func(c *Config) { c.ID = "" }), "ID: found 0 bytes"},
+		{"id with a space", ok(func(c *Config) { c.ID = "w 1" }), "ID: found byte ' '"},
+		{"bad url", ok(func(c *Config) { c.GatewayURL = "ftp://x" }), "GatewayURL"},
+		{"http gateway", ok(func(c *Config) { c.GatewayURL = "http://gw.example" }), "want https"},
+		{"no credential", ok(func(c *Config) { c.Credential = "" }), "Credential: found none"},
+		{"tenant credential", ok(func(c *Config) { c.Credential = "sgt_" + testCredential[4:] }), "found a tenant key"},
+		{"short credential", ok(func(c *Config) { c.Credential = testCredential[:20] }), "found 16 characters after"},
+		{"no provider key", ok(func(c *Config) { c.ProviderKey = nil }), "ProviderKey: found 0 bytes"},
+		{"broken provider key", ok(func(c *Config) { c.ProviderKey = broken }), "does not derive from its seed"},
+		{"bad region", ok(func(c *Config) { c.Region = "EU West" }), "Region"},
+		{"model with comma", ok(func(c *Config) { c.Models = []string{"a,b"} }), "Models: model 0"},
+		{"duplicate model", ok(func(c *Config) { c.Models = []string{"a", "a"} }), "twice"},
+		{"too many models", ok(func(c *Config) { c.Models = make([]string, proto.MaxModels+1) }), "Models: found"},
+		{"http advertise", ok(func(c *Config) { c.AdvertiseURL = "http://127.0.0.1:9" }), "AdvertiseURL"},
+		{"capacity", ok(func(c *Config) { c.MaxConcurrent = proto.MaxCapacity + 1 }), "MaxConcurrent"},
+		{"client and tls", ok(func(c *Config) { c.HTTPClient, c.GatewayTLS = http.DefaultClient, &tls.Config{} }), "both HTTPClient and GatewayTLS"},
+		{"no evidence", ok(func(c *Config) { c.Evidence = nil }), "Evidence"},
+		{"negative", ok(func(c *Config) { c.MaxConcurrent = -1 }), "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			_, err := New(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
+			var ce *ConfigError
+			if tt.name != "negative" && !errors.As(err, &ce) {
+				t.Fatalf("err %v is not a *ConfigError", err)
+			}
+			if err != nil && strings.Contains(err.Error(), testCredential[4:12]) {
+				t.Fatalf("error %q quotes the credential", err)
+			}
 		})
+	}
+	plain := ok(func(c *Config) {
+		c.GatewayURL, c.AdvertiseURL, c.InsecurePlainHTTP = "http://127.0.0.1:1", "http://127.0.0.1:2", true
+	})
+	if _, err := New(plain); err != nil {
+		t.Fatalf("insecure plain http: %v", err)
 	}
 }
 
@@ -242,4 +286,17 @@ func testAnchor(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// testCredential is a well-formed provider credential.
+var testCredential = proto.CredentialProvider + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
+
+// testProviderKey makes a provider endorsement key.
+func testProviderKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
 }

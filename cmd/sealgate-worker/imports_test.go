@@ -21,6 +21,7 @@ var allowed = []string{
 	"github.com/sealgate/sealgate/attestation/policy",      // policy types, linked through tdx and snp
 	"github.com/sealgate/sealgate/enclave",                 // the worker itself
 	"github.com/sealgate/sealgate/enclave/builtin",         // CPU-only backends (std only)
+	"github.com/sealgate/sealgate/internal/tlspin",         // pinned mutual TLS with the gateway (std only)
 	"github.com/sealgate/sealgate/proto",                   // wire types
 	"github.com/sealgate/sealgate/seal",                    // HPKE sealing over crypto/hpke
 	"golang.org/x/crypto/cryptobyte/...",                   // canonical binary parsing
