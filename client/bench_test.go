@@ -21,7 +21,7 @@ func benchVerify(b *testing.B, cached bool) {
 		}
 		b.Run(v.Kind, func(b *testing.B) {
 			at := v.VerifyAt
-			c, err := New(Config{GatewayURL: "http://127.0.0.1:1", Policy: v.Policy, Now: func() time.Time { return at }, AttestationOptions: v.Options(b)})
+			c, err := New(Config{GatewayURL: "http://127.0.0.1:1", InsecurePlainHTTP: true, Policy: v.Policy, Now: func() time.Time { return at }, AttestationOptions: v.Options(b)})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,15 +9,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sealgate/sealgate/proto"
 )
 
-// ErrNoCandidate matches every *NoCandidateError.
-var ErrNoCandidate = errors.New("no verified candidate")
-
-// ErrOverloaded matches every *OverloadedError.
-var ErrOverloaded = errors.New("gateway overloaded")
+var (
+	// ErrNoCandidate matches every *NoCandidateError.
+	ErrNoCandidate = errors.New("no verified candidate")
+	// ErrOverloaded matches every *OverloadedError.
+	ErrOverloaded = errors.New("gateway overloaded")
+	// ErrUnauthorized matches every *AuthError: the gateway refused the
+	// credential (401) or the credential may not do this (403).
+	ErrUnauthorized = errors.New("gateway refused the credential")
+	// ErrRateLimited matches every *RateLimitedError: the tenant's
+	// request or byte rate is used up (429).
+	ErrRateLimited = errors.New("rate limited by the gateway")
+	// ErrTruncated matches every *TruncatedError: the response stream
+	// ended before its final sealed chunk.
+	ErrTruncated = errors.New("response stream truncated")
+	// ErrEndorsement matches every *EndorsementError.
+	ErrEndorsement = errors.New("provider endorsement refused")
+	// ErrStrictEvidence matches every *StrictEvidenceError.
+	ErrStrictEvidence = errors.New("fresh evidence refused")
+)
 
 // NoCandidateError: no listed worker passed verification (or none offered
 // an acceptable suite). Refusals says why each listed one was refused.
@@ -45,7 +60,8 @@ func (e *NoCandidateError) Error() string {
 func (e *NoCandidateError) Is(target error) bool { return target == ErrNoCandidate }
 
 // Unwrap returns the refusal errors, so errors.As finds an
-// *attestation.Error among them.
+// *attestation.Error, *EndorsementError or *StrictEvidenceError among
+// them.
 func (e *NoCandidateError) Unwrap() []error {
 	var out []error
 	for _, r := range e.Refusals {
@@ -53,6 +69,49 @@ func (e *NoCandidateError) Unwrap() []error {
 	}
 	return out
 }
+
+// EndorsementError: a candidate's provider endorsement of its attested
+// keys is missing, does not verify under the provider key listed with it,
+// or is by a key outside Config.TrustedProviders. The candidate is never
+// sealed to.
+type EndorsementError struct {
+	// ProviderID is the provider the gateway named (not authenticated).
+	ProviderID string
+	// Field is what failed: "endorsement" or "provider key".
+	Field string
+	// Found and Want describe the failure.
+	Found, Want string
+}
+
+func (e *EndorsementError) Error() string {
+	return fmt.Sprintf("provider endorsement: %s: found %s, want %s", e.Field, e.Found, e.Want)
+}
+
+// Is makes EndorsementError match ErrEndorsement.
+func (e *EndorsementError) Is(target error) bool { return target == ErrEndorsement }
+
+// StrictEvidenceError: in strict mode, a chosen candidate did not prove
+// its listed keys with evidence bound to the client's own nonce: the
+// gateway relayed none, the fresh evidence failed verification (Err is
+// then the *attestation.Error, a nonce mismatch among them), or it binds
+// other keys than the listed evidence. The candidate is never sealed to.
+type StrictEvidenceError struct {
+	Reason string
+	Err    error
+}
+
+func (e *StrictEvidenceError) Error() string {
+	if e.Err == nil {
+		return "strict mode: " + e.Reason
+	}
+	return fmt.Sprintf("strict mode: %s: %v", e.Reason, e.Err)
+}
+
+// Is makes StrictEvidenceError match ErrStrictEvidence.
+func (e *StrictEvidenceError) Is(target error) bool { return target == ErrStrictEvidence }
+
+// Unwrap returns the verification or gateway error, if any.
+func (e *StrictEvidenceError) Unwrap() error { return e.Err }
 
 // OverloadedError: the gateway answered 503; try again after RetryAfter.
 type OverloadedError struct{ RetryAfter time.Duration }
@@ -63,6 +122,71 @@ func (e *OverloadedError) Error() string {
 
 // Is makes OverloadedError match ErrOverloaded.
 func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded }
+
+// RateLimitedError: the gateway answered 429 because the tenant's request
+// or byte rate is used up; try again after RetryAfter.
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited by the gateway; retry after %v", e.RetryAfter)
+}
+
+// Is makes RateLimitedError match ErrRateLimited.
+func (e *RateLimitedError) Is(target error) bool { return target == ErrRateLimited }
+
+// AuthError: the gateway answered 401 (the credential is missing, wrong
+// or revoked) or 403 (it may not do this). The message never contains
+// the credential.
+type AuthError struct {
+	// Status is 401 or 403.
+	Status int
+	// Code and Message are the gateway's, when it sent them.
+	Code    string
+	Message string
+}
+
+func (e *AuthError) Error() string {
+	what := "gateway refused the credential"
+	if e.Status == http.StatusForbidden {
+		what = "gateway forbids this to the credential"
+	}
+	if e.Message == "" {
+		return fmt.Sprintf("%s (%d %s)", what, e.Status, e.Code)
+	}
+	return fmt.Sprintf("%s (%d %s): %s", what, e.Status, e.Code, e.Message)
+}
+
+// Is makes AuthError match ErrUnauthorized.
+func (e *AuthError) Is(target error) bool { return target == ErrUnauthorized }
+
+// TruncatedError: the response stream ended before its final sealed
+// chunk, so the answer is incomplete; nothing of it is returned. The
+// worker or the gateway failed mid-stream (or the connection broke).
+type TruncatedError struct {
+	// WorkerID is the candidate that answered, as the sealed response
+	// proves; empty if the stream ended before that was known.
+	WorkerID string
+	// Received is how many bytes of task output had arrived, authenticated,
+	// before the stream ended. They are discarded.
+	Received int
+	// Err is seal.ErrTruncated, or the transport's error when the
+	// connection broke.
+	Err error
+}
+
+func (e *TruncatedError) Error() string {
+	who := "the response"
+	if e.WorkerID != "" {
+		who = "the response of worker " + e.WorkerID
+	}
+	return fmt.Sprintf("%s ended before its final sealed chunk after %d bytes of output: %v", who, e.Received, e.Err)
+}
+
+// Is makes TruncatedError match ErrTruncated.
+func (e *TruncatedError) Is(target error) bool { return target == ErrTruncated }
+
+// Unwrap returns the cause.
+func (e *TruncatedError) Unwrap() error { return e.Err }
 
 // GatewayError is any other error answer from the gateway.
 type GatewayError struct {
@@ -86,18 +210,69 @@ func (e *TaskError) Error() string {
 	return fmt.Sprintf("task failed on worker %s: %s: %s", e.WorkerID, e.Code, e.Message)
 }
 
-func gatewayError(resp *http.Response) error {
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-		if err != nil || secs < 0 {
-			secs = 1
-		}
-		return &OverloadedError{RetryAfter: time.Duration(secs) * time.Second}
+// gatewayError maps a gateway's error answer to the package's errors. The
+// gateway's code and message are untrusted text: they are bounded,
+// stripped of control characters and of the credential.
+func (c *Client) gatewayError(resp *http.Response) error {
+	switch resp.StatusCode {
+	case http.StatusServiceUnavailable:
+		return &OverloadedError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())}
+	case http.StatusTooManyRequests:
+		return &RateLimitedError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.cfg.Now())}
 	}
+	code, msg := "unknown", http.StatusText(resp.StatusCode)
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e proto.ErrorResponse
 	if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
-		return &GatewayError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		code, msg = c.safeText(e.Error.Code), c.safeText(e.Error.Message)
 	}
-	return &GatewayError{Status: resp.StatusCode, Code: "unknown", Message: http.StatusText(resp.StatusCode)}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return &AuthError{Status: resp.StatusCode, Code: code, Message: msg}
+	}
+	return &GatewayError{Status: resp.StatusCode, Code: code, Message: msg}
+}
+
+// maxGatewayText bounds what of a gateway's error text reaches an error.
+const maxGatewayText = 256
+
+// safeText makes untrusted text from the gateway fit for an error
+// message: printable characters only, at most maxGatewayText bytes, and
+// never the credential (a gateway knows it and could echo it).
+func (c *Client) safeText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if c.cfg.Credential != "" { // after stripping, so control characters cannot hide it
+		s = strings.ReplaceAll(s, c.cfg.Credential, "[credential]")
+	}
+	if len(s) > maxGatewayText {
+		s = strings.ToValidUTF8(s[:maxGatewayText], "") + "…"
+	}
+	return s
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110 §10.2.3). A missing or unreadable value means one second; a
+// date in the past means zero.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return time.Second
+	}
+	if secs, err := strconv.ParseInt(h, 10, 32); err == nil {
+		if secs < 0 {
+			return time.Second
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d.Round(time.Second)
+		}
+		return 0
+	}
+	return time.Second
 }

@@ -4,28 +4,47 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/client"
-	"github.com/sealgate/sealgate/internal/devnet"
+	"github.com/sealgate/sealgate/client/internal/gatewaytest"
 )
 
-// A private summarize request through a local network of simulated-TEE
-// workers. Against a real gateway, leave Policy nil: the default policy
-// accepts hardware TEEs only.
-func ExampleClient_Summarize() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	network, err := devnet.Start(context.Background(), devnet.Config{Dir: dir})
-	if err != nil {
-		log.Fatal(err)
+// startGateway starts a test double of a gateway on 127.0.0.1, over TLS
+// with a self-signed certificate, listing simulated-TEE workers of two
+// providers, and returns it with the tenant credential it accepts.
+func startGateway() (*gatewaytest.Gateway, string) {
+	a, b := gatewaytest.NewProvider("provider-a"), gatewaytest.NewProvider("provider-b")
+	var workers []*gatewaytest.Worker
+	for _, w := range []struct {
+		id string
+		p  *gatewaytest.Provider
+	}{{"a-1", a}, {"a-2", a}, {"b-1", b}} {
+		worker, err := gatewaytest.NewWorker(w.id, w.p, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		workers = append(workers, worker)
 	}
-	defer network.Close()
+	credential := gatewaytest.Credential()
+	return gatewaytest.Start(gatewaytest.Config{Credential: credential, Workers: workers}), credential
+}
+
+// A private summarize request. The credential is the tenant's API key, as
+// the gateway's operator issued it (read it from a file, not a flag);
+// GatewayCA trusts a development gateway's self-signed certificate. Against
+// a real gateway, leave Policy nil: the default policy accepts hardware
+// TEEs only.
+func ExampleClient_Summarize() {
+	gw, credential := startGateway()
+	defer gw.Close()
 
 	c, err := client.New(client.Config{
-		GatewayURL: network.GatewayURL,
+		GatewayURL: gw.URL,
+		Credential: credential,
+		GatewayCA:  gw.CertPEM,                 // the gateway's self-signed certificate, PEM
 		Policy:     policy.InsecureSimulated(), // INSECURE: accepts the simulated TEE
+		K:          2,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -40,22 +59,22 @@ func ExampleClient_Summarize() {
 	}
 	fmt.Println(res.Text)
 	fmt.Println("tee:", res.Worker.Kind, "simulated:", res.Worker.Simulated)
+	for _, w := range res.Candidates {
+		fmt.Println("sealed to", w.ID, "endorsed by", w.ProviderID)
+	}
 	// Output:
 	// Hospitals hesitate to send records to cloud AI. Attestation lets a hospital verify the code that will process its records.
 	// tee: sim simulated: true
+	// sealed to a-1 endorsed by provider-a
+	// sealed to b-1 endorsed by provider-b
 }
 
 // Listing and verifying the candidates for a task without sending anything.
 func ExampleClient_Workers() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	network, err := devnet.Start(context.Background(), devnet.Config{Dir: dir, Workers: 2})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer network.Close()
+	gw, credential := startGateway()
+	defer gw.Close()
 
-	c, _ := client.New(client.Config{GatewayURL: network.GatewayURL}) // hardware-only policy
+	c, _ := client.New(client.Config{GatewayURL: gw.URL, Credential: credential, GatewayCA: gw.CertPEM}) // hardware-only policy
 	verified, refused, err := c.Workers(context.Background(), "summarize")
 	if err != nil {
 		log.Fatal(err)
@@ -63,6 +82,29 @@ func ExampleClient_Workers() {
 	fmt.Println("verified:", len(verified), "refused:", len(refused))
 	fmt.Println(refused[0].Err)
 	// Output:
-	// verified: 0 refused: 2
+	// verified: 0 refused: 3
 	// attestation policy: allow_simulated: found simulated TEE evidence, want one of [tdx snp] (policy "default-hardware" does not allow simulated evidence)
+}
+
+// Strict mode: each worker the request is sealed to first proves its keys
+// with evidence bound to a nonce the client drew just now.
+func ExampleConfig_strict() {
+	gw, credential := startGateway()
+	defer gw.Close()
+
+	c, err := client.New(client.Config{
+		GatewayURL: gw.URL, Credential: credential, GatewayCA: gw.CertPEM,
+		Policy: policy.InsecureSimulated(), // INSECURE: accepts the simulated TEE
+		Strict: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := c.Summarize(context.Background(), "One sentence here. Another one there.", client.SummarizeOptions{Sentences: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("candidates:", len(res.Candidates), "fresh evidence:", res.Worker.Strict)
+	// Output:
+	// candidates: 3 fresh evidence: true
 }

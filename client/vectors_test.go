@@ -13,7 +13,7 @@ func TestVectors(t *testing.T) {
 	for _, v := range vectors.Load(t) {
 		t.Run(v.Kind+"/"+v.Name, func(t *testing.T) {
 			at := v.VerifyAt
-			c, err := New(Config{GatewayURL: "http://127.0.0.1:1", Policy: v.Policy, Now: func() time.Time { return at }, AttestationOptions: v.Options(t)})
+			c, err := New(Config{GatewayURL: "http://127.0.0.1:1", InsecurePlainHTTP: true, Policy: v.Policy, Now: func() time.Time { return at }, AttestationOptions: v.Options(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
