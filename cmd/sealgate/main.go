@@ -12,6 +12,8 @@
 // Exit codes: 0 success; 1 other error; 2 usage; 3 no verified candidate
 // (attestation refused); 4 gateway error or overload; 5 the task failed in
 // the worker; 6 the response failed integrity checks (truncated or forged).
+// 7 the gateway refused the credential (401 or 403); 8 rate limited by the
+// gateway (429).
 // `sealgate attest verify` exits 10 to 19 by verdict class: 10 malformed,
 // 11 unknown kind, 12 signature, 13 certificate chain, 14 revocation, 15
 // collateral expired, 16 policy, 17 binding, 18 stale, 19 options.
@@ -47,6 +49,12 @@ commands:
   version    print the version
 
 Run 'sealgate <command> -h' for a command's flags.
+
+exit codes of summarize and translate:
+  0 success, 1 other error, 2 usage, 3 no verified candidate (refused by
+  attestation, endorsement or strict mode), 4 gateway error or overload,
+  5 the task failed in the worker, 6 the response was truncated or forged,
+  7 the gateway refused the credential (401/403), 8 rate limited (429)
 `
 
 func main() {
@@ -125,6 +133,12 @@ func exitCode(err error) int {
 		return 1
 	case errors.Is(err, client.ErrNoCandidate):
 		return 3
+	case errors.Is(err, client.ErrUnauthorized):
+		return 7
+	case errors.Is(err, client.ErrRateLimited):
+		return 8
+	case errors.Is(err, client.ErrTruncated):
+		return 6
 	case errors.As(err, &ge), errors.Is(err, client.ErrOverloaded):
 		return 4
 	case errors.As(err, &te):

@@ -10,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/proto"
 )
 
 // maxInput bounds what the CLI reads from a file or stdin.
@@ -21,13 +24,17 @@ const maxInput = 8 << 20
 
 // clientFlags are the flags every task command shares.
 type clientFlags struct {
-	gateway     string
-	policyFile  string
-	insecureSim bool
-	k           int
-	json        bool
-	timeout     time.Duration
-	anchorKeys  anchorKeyList
+	gateway        string
+	credentialFile string
+	gatewayCA      string
+	insecurePlain  bool
+	strict         bool
+	policyFile     string
+	insecureSim    bool
+	k              int
+	json           bool
+	timeout        time.Duration
+	anchorKeys     anchorKeyList
 }
 
 // anchorKeyList collects -anchor-key flags: base64 Ed25519 public keys.
@@ -45,7 +52,11 @@ func (l *anchorKeyList) Set(v string) error {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.gateway, "gateway", envOr("SEALGATE_GATEWAY", "http://127.0.0.1:8080"), "gateway base URL (env SEALGATE_GATEWAY)")
+	fs.StringVar(&f.gateway, "gateway", envOr("SEALGATE_GATEWAY", "https://127.0.0.1:8080"), "gateway base URL (env SEALGATE_GATEWAY)")
+	fs.StringVar(&f.credentialFile, "credential-file", os.Getenv("SEALGATE_CREDENTIAL_FILE"), "file holding the tenant's API key (sgt_...), mode 0600 (env SEALGATE_CREDENTIAL_FILE); a key is never taken on the command line")
+	fs.StringVar(&f.gatewayCA, "gateway-ca", "", "PEM file of the certificate or CA to trust for the gateway instead of the system roots, such as a development gateway's self-signed certificate")
+	fs.BoolVar(&f.insecurePlain, "insecure-plain-http", false, "INSECURE: allow an http:// gateway on a loopback address; the API key travels unencrypted (development only)")
+	fs.BoolVar(&f.strict, "strict", false, "before sealing, have each chosen worker prove its keys with evidence bound to a nonce of this client's own (one more round trip, rate-limited by the gateway)")
 	fs.StringVar(&f.policyFile, "policy", "", "client attestation policy file (default: the built-in hardware-only policy)")
 	fs.BoolVar(&f.insecureSim, "insecure-allow-simulated", false, "INSECURE: accept workers on the simulated TEE (development only)")
 	fs.IntVar(&f.k, "k", 3, "number of verified workers to seal each request to")
@@ -67,7 +78,45 @@ func (f *clientFlags) client() (*client.Client, error) {
 	if pol.AllowSimulated {
 		fmt.Fprintln(os.Stderr, "sealgate: WARNING: INSECURE policy accepts simulated TEE workers; their evidence proves nothing")
 	}
-	return client.New(client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k, AttestationOptions: attestation.Options{AnchorKeys: f.anchorKeys}})
+	if _, err := gatewayURL(f.gateway, f.insecurePlain); err != nil { // the flags' wording; client.New checks again
+		return nil, err
+	}
+	cfg := client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k, Strict: f.strict, InsecurePlainHTTP: f.insecurePlain, AttestationOptions: attestation.Options{AnchorKeys: f.anchorKeys}}
+	if f.credentialFile != "" {
+		if cfg.Credential, err = readTenantCredential(f.credentialFile); err != nil {
+			return nil, err
+		}
+	}
+	if f.gatewayCA != "" {
+		if cfg.GatewayCA, err = readLimited(f.gatewayCA, maxCAFile); err != nil {
+			return nil, fmt.Errorf("-gateway-ca: %v", err)
+		}
+	}
+	c, err := client.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if f.insecurePlain && strings.HasPrefix(f.gateway, "http:") {
+		fmt.Fprintln(os.Stderr, "sealgate: WARNING: INSECURE plain http to the gateway; the API key travels unencrypted")
+	}
+	return c, nil
+}
+
+// tenantCredential is the credential the task commands send.
+var tenantCredential = credentialKind{"tenant", proto.CredentialTenant}
+
+// readTenantCredential reads the tenant's API key from a file that only
+// its owner may read (readCredential checks its form). No error quotes
+// the file's content.
+func readTenantCredential(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("credential file: %v", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return "", fmt.Errorf("credential file %s: found mode %#o, want 0600 (run chmod 600 on it): others may have read the key", path, perm)
+	}
+	return readCredential(path, tenantCredential)
 }
 
 func runSummarize(ctx context.Context, args []string) error {
@@ -164,13 +213,20 @@ func printResult(res *client.Result, asJSON bool) error {
 			Evidence    string    `json:"evidence_sha256"`
 			Time        time.Time `json:"evidence_time"`
 			Policy      string    `json:"policy"`
+			ProviderID  string    `json:"provider_id"`
+			Strict      bool      `json:"strict"`
 		} `json:"worker"`
-		Backend string `json:"backend"`
-		Model   string `json:"model"`
+		Candidates []string `json:"candidates"`
+		Backend    string   `json:"backend"`
+		Model      string   `json:"model"`
 	}{Text: res.Text, RequestID: res.RequestID, Backend: res.End.Backend, Model: res.End.Model}
 	w := res.Worker
 	out.Worker.ID, out.Worker.Kind, out.Worker.Simulated = w.ID, w.Kind, w.Simulated
 	out.Worker.Measurement, out.Worker.Evidence, out.Worker.Time, out.Worker.Policy = w.Measurement, w.BundleHash, w.EvidenceTime, w.Policy
+	out.Worker.ProviderID, out.Worker.Strict = w.ProviderID, w.Strict
+	for _, c := range res.Candidates {
+		out.Candidates = append(out.Candidates, c.ID)
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
