@@ -191,8 +191,10 @@ func TestChallengeResetsWatchdog(t *testing.T) {
 func TestReenrollWhenGatewayCertChanges(t *testing.T) {
 	pub, priv := testProviderKey(t)
 	g := newFakeGateway(t, pub)
-	w := runWorker(t, g, priv, Config{ReattestInterval: time.Hour}, nil)
+	var arms <-chan armed
+	w := runWorker(t, g, priv, Config{ReattestInterval: time.Hour}, func(w *Worker) { arms = hookWatchdog(w) })
 	reg := g.nextRegistration(t)
+	nextArm(t, arms)
 	oldCert := g.cert.Load()
 
 	newCert := g.rotateCert()
@@ -202,6 +204,7 @@ func TestReenrollWhenGatewayCertChanges(t *testing.T) {
 		t.Fatalf("a gateway with an unpinned certificate was answered %d", resp.StatusCode)
 	}
 	again := g.nextRegistration(t)
+	nextArm(t, arms) // the enrollment is over: the gateway's answer is in
 	if again.TLSPin != reg.TLSPin {
 		t.Fatal("the worker's own pin changed")
 	}
