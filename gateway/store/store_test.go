@@ -1,163 +1,199 @@
-package store
+package store_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
-	"slices"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
-	"github.com/sealgate/sealgate/proto"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sealgate/sealgate/gateway/store"
+	"github.com/sealgate/sealgate/gateway/store/storetest"
+	"github.com/sealgate/sealgate/internal/pgtest"
 )
 
-var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-func openTemp(t *testing.T) (*DB, string) {
+func openSQLite(t *testing.T, path string) *store.SQLite {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	db, err := Open(t.Context(), path)
+	s, err := store.OpenSQLite(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db, path
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
-func keyID(b byte) proto.KeyID {
-	var id proto.KeyID
-	id[0] = b
-	return id
+func openPostgres(t *testing.T, dsn string) *store.Postgres {
+	t.Helper()
+	s, err := store.OpenPostgres(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
-func TestPutAndReload(t *testing.T) {
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "gateway.db"))
+	})
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	storetest.RunReopen(t, func(t *testing.T) (store.Store, func(*testing.T) store.Store) {
+		path := filepath.Join(t.TempDir(), "gateway.db")
+		return openSQLite(t, path), func(t *testing.T) store.Store { return openSQLite(t, path) }
+	})
+}
+
+func TestPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openPostgres(t, pgtest.DSN(t))
+	})
+}
+
+func TestPostgresReopen(t *testing.T) {
+	storetest.RunReopen(t, func(t *testing.T) (store.Store, func(*testing.T) store.Store) {
+		dsn := pgtest.DSN(t)
+		return openPostgres(t, dsn), func(t *testing.T) store.Store { return openPostgres(t, dsn) }
+	})
+}
+
+func TestOpenPicksBackend(t *testing.T) {
 	ctx := t.Context()
-	db, path := openTemp(t)
-	w := Worker{
-		ID: "w-1", URL: "http://127.0.0.1:1", Tasks: []string{"summarize", "translate"}, Kind: "sim",
-		Bundle: []byte("bundle"), BundleHash: [32]byte{1, 2, 3}, AdmittedAt: t0, ExpiresAt: t0.Add(15 * time.Minute),
-	}
-	k1 := Key{ID: keyID(1), WorkerID: "w-1", ExpiresAt: w.ExpiresAt}
-	if err := db.PutWorker(ctx, w, []Key{k1}); err != nil {
-		t.Fatal(err)
-	}
-	// Re-registration: new URL, new bundle, a new key; the old key stays.
-	w2 := w
-	w2.URL, w2.Bundle, w2.AdmittedAt, w2.ExpiresAt = "http://127.0.0.1:2", []byte("bundle 2"), t0.Add(10*time.Minute), t0.Add(25*time.Minute)
-	k2 := Key{ID: keyID(2), WorkerID: "w-1", ExpiresAt: w2.ExpiresAt}
-	if err := db.PutWorker(ctx, w2, []Key{k2}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db, err := Open(ctx, path)
+	s, err := store.Open(ctx, filepath.Join(t.TempDir(), "gateway.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	ws, err := db.Workers(ctx)
-	if err != nil {
-		t.Fatal(err)
+	defer s.Close()
+	if _, ok := s.(*store.SQLite); !ok {
+		t.Fatalf("Open of a path: found %T, want *store.SQLite", s)
 	}
-	if len(ws) != 1 {
-		t.Fatalf("workers: found %d, want 1", len(ws))
-	}
-	got := ws[0]
-	if got.ID != w2.ID || got.URL != w2.URL || !slices.Equal(got.Tasks, w2.Tasks) || got.Kind != w2.Kind ||
-		string(got.Bundle) != string(w2.Bundle) || got.BundleHash != w2.BundleHash ||
-		!got.AdmittedAt.Equal(w2.AdmittedAt) || !got.ExpiresAt.Equal(w2.ExpiresAt) {
-		t.Fatalf("worker: found %+v, want %+v", got, w2)
-	}
-	keys, err := db.Keys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != 2 || keys[0] != k1 || keys[1] != k2 {
-		t.Fatalf("keys: found %+v, want %+v and %+v", keys, k1, k2)
-	}
-
-	n, err := db.PruneKeys(ctx, k1.ExpiresAt)
-	if err != nil || n != 1 {
-		t.Fatalf("prune: found %d, %v, want 1, nil", n, err)
-	}
-	keys, err = db.Keys(ctx)
-	if err != nil || len(keys) != 1 || keys[0] != k2 {
-		t.Fatalf("keys after prune: found %+v, %v, want [%+v]", keys, err, k2)
-	}
-}
-
-func TestKeyMovesToNewWorker(t *testing.T) {
-	ctx := t.Context()
-	db, _ := openTemp(t)
-	for _, id := range []string{"a", "b"} {
-		w := Worker{ID: id, URL: "http://x", Tasks: []string{"summarize"}, Kind: "sim", Bundle: []byte{1}, AdmittedAt: t0, ExpiresAt: t0}
-		if err := db.PutWorker(ctx, w, []Key{{ID: keyID(9), WorkerID: id, ExpiresAt: t0}}); err != nil {
+	dsn := pgtest.DSN(t)
+	for _, target := range []string{dsn, "postgresql://" + strings.TrimPrefix(dsn, "postgres://")} {
+		s, err := store.Open(ctx, target)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	keys, err := db.Keys(ctx)
-	if err != nil || len(keys) != 1 || keys[0].WorkerID != "b" {
-		t.Fatalf("keys: found %+v, %v, want one key of worker b", keys, err)
-	}
-}
-
-func TestPutWorkerRejectsForeignKey(t *testing.T) {
-	db, _ := openTemp(t)
-	w := Worker{ID: "a", URL: "http://x", Tasks: []string{"summarize"}, Kind: "sim", Bundle: []byte{1}}
-	err := db.PutWorker(t.Context(), w, []Key{{ID: keyID(1), WorkerID: "b"}})
-	if err == nil {
-		t.Fatal("put of a key for another worker succeeded")
-	}
-	ws, err := db.Workers(t.Context())
-	if err != nil || len(ws) != 0 {
-		t.Fatalf("workers after a failed put: found %d, %v, want none (the transaction rolls back)", len(ws), err)
-	}
-}
-
-func TestMigrations(t *testing.T) {
-	ctx := t.Context()
-	db, path := openTemp(t)
-	version := func(db *DB) int {
-		var v int
-		if err := db.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); err != nil {
-			t.Fatal(err)
+		defer s.Close()
+		if _, ok := s.(*store.Postgres); !ok {
+			t.Fatalf("Open of %s...: found %T, want *store.Postgres", target[:13], s)
 		}
-		return v
-	}
-	if v := version(db); v != Version() {
-		t.Fatalf("schema version: found %d, want %d", v, Version())
-	}
-	var mode string
-	if err := db.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Fatalf("journal mode: found %q, %v, want wal", mode, err)
-	}
-	db.Close()
-
-	// Opening again applies nothing and keeps the version.
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := version(db); v != Version() {
-		t.Fatalf("schema version after reopen: found %d, want %d", v, Version())
-	}
-	// A database from a newer gateway is refused.
-	if _, err := db.db.ExecContext(ctx, `UPDATE schema_version SET version = ?`, Version()+1); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "schema version") {
-		t.Fatalf("open of a newer schema: found %v, want a schema version error", err)
 	}
 }
 
 func TestOpenRejectsBadPath(t *testing.T) {
-	for _, path := range []string{"", "x.db?mode=ro", "file:x.db", filepath.Join(t.TempDir(), "missing-dir", "x.db")} {
-		if db, err := Open(context.Background(), path); err == nil {
-			db.Close()
-			t.Errorf("Open(%q) succeeded, want an error", path)
+	for _, tc := range []struct{ path, wantErr string }{
+		{"", "path is empty"},
+		{"x.db?ro", `"x.db?ro": want a plain file path`},
+		{"x.db#frag", `"x.db#frag": want a plain file path`},
+		{"x.db?mode=ro", "contains '='"},
+		{"file:x.db", `"file:x.db": want a plain file path`},
+		{"host=db password=hunter2", "contains '='"},
+		{filepath.Join(t.TempDir(), "missing-dir", "x.db"), "missing-dir"},
+	} {
+		s, err := store.Open(t.Context(), tc.path)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", tc.path)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%q): found %q, want it to mention %q and no password", tc.path, err, tc.wantErr)
+		}
+	}
+}
+
+// PostgreSQL.
+
+// Replicas starting together against an empty database migrate it once.
+func TestPostgresConcurrentMigrations(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	const replicas = 6
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex // guards errs
+		errs []error
+	)
+	start := make(chan struct{})
+	for range replicas {
+		wg.Go(func() {
+			<-start
+			s, err := store.OpenPostgres(t.Context(), dsn)
+			if err == nil {
+				err = s.Close()
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent opens of an empty database: %v", err)
+	}
+	conn := pgConnect(t, dsn)
+	var rows, version int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_version`).Scan(&rows, &version); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || version != store.Version() {
+		t.Fatalf("schema_version: found %d rows, version %d, want 1 row, version %d", rows, version, store.Version())
+	}
+}
+
+func pgConnect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestPostgresNewerSchemaRefused(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := openPostgres(t, dsn)
+	s.Close()
+	if _, err := pgConnect(t, dsn).Exec(t.Context(), `UPDATE schema_version SET version = $1`, store.Version()+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.OpenPostgres(t.Context(), dsn); err == nil || !strings.Contains(err.Error(), "schema version: found 3, want at most 2") {
+		t.Fatalf("open of a newer schema: found %v, want a schema version error", err)
+	}
+}
+
+// Errors name the server and database, never the password.
+func TestPostgresErrorsHideThePassword(t *testing.T) {
+	const secret = "hunter2-Secret"
+	dsn := pgtest.DSN(t)
+	if !strings.HasPrefix(dsn, "postgres://postgres:") {
+		t.Fatalf("test DSN %q: want postgres://postgres:<password>@...", dsn)
+	}
+	for _, tc := range []struct{ name, dsn, wantErr string }{
+		{"wrong password", strings.Replace(dsn, "://postgres:", "://postgres:"+secret, 1), "127.0.0.1:"}, // <secret><real password>
+		{"closed port", "postgres://u:" + secret + "@127.0.0.1:1/db?connect_timeout=5", "127.0.0.1:1/db"},
+		{"bad port", "postgres://u:" + secret + "@127.0.0.1:notaport/db", "not a valid URL"},
+		{"bad option", "postgres://u:" + secret + "@127.0.0.1:5432/db?sslmode=bogus", "127.0.0.1:5432/db"},
+		{"not a URL", "postgresql://u:" + secret + "@[::1/db", "not a valid URL"},
+	} {
+		s, err := store.OpenPostgres(t.Context(), tc.dsn)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: open succeeded, want an error", tc.name)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: found %q, want it to mention %q and not the password", tc.name, err, tc.wantErr)
 		}
 	}
 }
