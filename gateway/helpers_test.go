@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -74,6 +77,12 @@ func (b *syncBuffer) String() string {
 
 // env is one gateway under test, served on a real socket on 127.0.0.1
 // with its registry in a SQLite file in t.TempDir().
+//
+// The gateway serves TLS with a self-signed certificate that the env's
+// client pins. Its workers are test doubles on plain HTTP (the INSECURE
+// setting Config.InsecurePlainWorkers) unless a test gives them TLS.
+// newEnv creates, through the admin API, provider "p1" with an
+// endorsement key and tenant "t1".
 type env struct {
 	t      *testing.T
 	clock  *clock
@@ -81,6 +90,11 @@ type env struct {
 	logs   *syncBuffer
 	url    string
 	client *http.Client
+	cert   tls.Certificate
+
+	admin    string // the admin credential
+	provider *providerDouble
+	tenant   string // t1's credential
 
 	gw   *gateway.Gateway
 	stop func() error // cancels Serve and waits for it; nil when stopped
@@ -91,17 +105,35 @@ type env struct {
 func newEnv(t *testing.T, edit ...func(*gateway.Config)) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), logs: &syncBuffer{}}
+	cert, err := tlspin.SelfSigned(nil, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cert = cert
+	e.admin = gateway.NewCredential(proto.CredentialAdmin)
 	e.cfg = gateway.Config{
-		DBPath:          filepath.Join(t.TempDir(), "gateway.db"),
-		AdmissionPolicy: policy.InsecureSimulated(),
-		Logger:          slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:             e.clock.Now,
+		Database:             filepath.Join(t.TempDir(), "gateway.db"),
+		AdmissionPolicy:      policy.InsecureSimulated(),
+		Logger:               slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:                  e.clock.Now,
+		AdminCredentialHash:  gateway.HashCredential(e.admin),
+		TLSCertificate:       &e.cert,
+		InsecurePlainWorkers: true,
+		// The background loops would run on the frozen clock; tests call
+		// ReattestDue and Sync themselves.
+		ReattestInterval: 3 * time.Minute,
+		SyncInterval:     time.Hour,
 	}
 	for _, f := range edit {
 		f(&e.cfg)
 	}
-	e.client = &http.Client{Transport: &http.Transport{Proxy: nil}}
+	tc := tlspin.PinOnlyTrustConfig(tlspin.PinOf(cert.Leaf))
+	e.client = &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: tc, ForceAttemptHTTP2: true}}
 	e.start()
+	if e.cfg.AdminCredentialHash == gateway.HashCredential(e.admin) {
+		e.provider = e.newProvider("p1")
+		e.tenant = e.newTenant("t1", proto.NewAccount{})
+	}
 	t.Cleanup(func() {
 		if e.stop != nil {
 			e.stop()
@@ -125,7 +157,10 @@ func (e *env) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gw.Serve(ctx, ln) }()
-	e.gw, e.url = gw, "http://"+ln.Addr().String()
+	e.gw, e.url = gw, "https://"+ln.Addr().String()
+	if e.cfg.TLSCertificate == nil {
+		e.url = "http://" + ln.Addr().String()
+	}
 	e.stop = func() error {
 		e.stop = nil
 		cancel()
@@ -149,7 +184,24 @@ func (e *env) restart() {
 	e.start()
 }
 
+// do sends a request with the credential its path needs: the admin's
+// for admin paths, p1's for provider paths, t1's for the rest.
 func (e *env) do(method, path, contentType string, body io.Reader) (*http.Response, []byte) {
+	e.t.Helper()
+	cred := e.tenant
+	switch {
+	case strings.HasPrefix(path, "/v1/admin/"):
+		cred = e.admin
+	case path == proto.PathChallenge || path == proto.PathRegister || path == proto.PathProviderKey:
+		if e.provider != nil {
+			cred = e.provider.cred
+		}
+	}
+	return e.doAs(cred, method, path, contentType, body)
+}
+
+// doAs sends a request with credential cred ("" for none).
+func (e *env) doAs(cred, method, path, contentType string, body io.Reader) (*http.Response, []byte) {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.url+path, body)
 	if err != nil {
@@ -157,6 +209,9 @@ func (e *env) do(method, path, contentType string, body io.Reader) (*http.Respon
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if cred != "" {
+		req.Header.Set("Authorization", "Bearer "+cred)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -181,7 +236,12 @@ func errorCode(body []byte) string {
 
 func (e *env) challenge() [proto.NonceSize]byte {
 	e.t.Helper()
-	resp, body := e.do(http.MethodPost, proto.PathChallenge, "", nil)
+	return e.challengeAs(e.provider)
+}
+
+func (e *env) challengeAs(p *providerDouble) [proto.NonceSize]byte {
+	e.t.Helper()
+	resp, body := e.doAs(p.cred, http.MethodPost, proto.PathChallenge, "", nil)
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("challenge: status %d: %s", resp.StatusCode, body)
 	}
@@ -200,7 +260,15 @@ func (e *env) challenge() [proto.NonceSize]byte {
 // registration returns a valid registration of w for a fresh challenge.
 func (e *env) registration(w *workerDouble, tasks ...string) proto.Registration {
 	e.t.Helper()
-	return proto.Registration{WorkerID: w.id, URL: w.url, Tasks: tasks, Bundle: w.bundle(e.challenge())}
+	p := w.provider
+	if p == nil {
+		p = e.provider
+	}
+	b := w.bundle(e.challengeAs(p))
+	return proto.Registration{
+		WorkerID: w.id, URL: w.url, Tasks: tasks, Bundle: b, Endorsement: p.endorse(w.id, b),
+		TLSPin: w.tlsPin, Capacity: w.capacity, Region: "test",
+	}
 }
 
 func (e *env) postJSON(path string, v any) (*http.Response, []byte) {
@@ -212,10 +280,76 @@ func (e *env) postJSON(path string, v any) (*http.Response, []byte) {
 	return e.do(http.MethodPost, path, "application/json", bytes.NewReader(b))
 }
 
+func (e *env) postJSONAs(cred, path string, v any) (*http.Response, []byte) {
+	e.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.doAs(cred, http.MethodPost, path, "application/json", bytes.NewReader(b))
+}
+
+// providerDouble is a provider account and its endorsement key.
+type providerDouble struct {
+	id   string
+	cred string
+	key  ed25519.PrivateKey
+}
+
+// endorse signs worker id's keys in bundle b.
+func (p *providerDouble) endorse(id string, b []byte) []byte {
+	pb, err := proto.ParseBundle(b)
+	if err != nil {
+		panic(err)
+	}
+	return ed25519.Sign(p.key, proto.EndorsementMessage(id, pb.KeysHash()))
+}
+
+// newProvider creates provider id through the admin API and registers a
+// fresh endorsement key for it.
+func (e *env) newProvider(id string) *providerDouble {
+	e.t.Helper()
+	resp, body := e.postJSON(proto.PathAdminProviders, proto.NewAccount{ID: id})
+	if resp.StatusCode != http.StatusCreated {
+		e.t.Fatalf("create provider %s: status %d: %s", id, resp.StatusCode, body)
+	}
+	var acct proto.Account
+	if err := json.Unmarshal(body, &acct); err != nil {
+		e.t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	b, _ := json.Marshal(proto.ProviderKey{PublicKey: pub})
+	resp, body = e.doAs(acct.Credential, http.MethodPut, proto.PathProviderKey, "application/json", bytes.NewReader(b))
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("provider key %s: status %d: %s", id, resp.StatusCode, body)
+	}
+	return &providerDouble{id: id, cred: acct.Credential, key: key}
+}
+
+// newTenant creates tenant id with limits a through the admin API and
+// returns its credential.
+func (e *env) newTenant(id string, a proto.NewAccount) string {
+	e.t.Helper()
+	a.ID = id
+	resp, body := e.postJSON(proto.PathAdminTenants, a)
+	if resp.StatusCode != http.StatusCreated {
+		e.t.Fatalf("create tenant %s: status %d: %s", id, resp.StatusCode, body)
+	}
+	var acct proto.Account
+	if err := json.Unmarshal(body, &acct); err != nil {
+		e.t.Fatal(err)
+	}
+	return acct.Credential
+}
+
 // register admits w for tasks and fails the test if it is refused.
 func (e *env) register(w *workerDouble, tasks ...string) proto.Admission {
 	e.t.Helper()
-	resp, body := e.postJSON(proto.PathRegister, e.registration(w, tasks...))
+	p := w.provider
+	if p == nil {
+		p = e.provider
+	}
+	resp, body := e.postJSONAs(p.cred, proto.PathRegister, e.registration(w, tasks...))
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("register %s: status %d: %s", w.id, resp.StatusCode, body)
 	}
@@ -262,11 +396,17 @@ func (e *env) seal(task, payload string, keys ...proto.HPKEKey) *seal.Request {
 // relay sends a sealed request; the caller reads and closes the response.
 func (e *env) relay(req *seal.Request) *http.Response {
 	e.t.Helper()
+	return e.relayAs(e.tenant, req)
+}
+
+func (e *env) relayAs(cred string, req *seal.Request) *http.Response {
+	e.t.Helper()
 	hr, err := http.NewRequest(http.MethodPost, e.url+proto.PathRequests, bytes.NewReader(req.Bytes()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	hr.Header.Set("Content-Type", proto.MediaTypeRequest)
+	hr.Header.Set("Authorization", "Bearer "+cred)
 	resp, err := e.client.Do(hr)
 	if err != nil {
 		e.t.Fatal(err)
@@ -344,6 +484,12 @@ type workerDouble struct {
 	srv     *httptest.Server
 	url     string
 	signing ed25519.PublicKey
+	// provider endorses the worker; nil means the env's p1. capacity is
+	// what it advertises; tlsPin is its certificate's pin, "" on plain
+	// HTTP.
+	provider *providerDouble
+	capacity int
+	tlsPin   string
 
 	mu     sync.Mutex // guards keys and opener
 	keys   []*seal.PrivateKey
@@ -362,7 +508,7 @@ func newWorkerDouble(t *testing.T, id string, c *clock) *workerDouble {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &workerDouble{t: t, id: id, clock: c, signing: pub, held: make(chan struct{}, 8), release: make(chan struct{})}
+	w := &workerDouble{t: t, id: id, clock: c, signing: pub, capacity: 4, held: make(chan struct{}, 8), release: make(chan struct{})}
 	w.rotate()
 	w.srv = httptest.NewServer(http.HandlerFunc(w.serve))
 	w.url = w.srv.URL
@@ -498,6 +644,7 @@ func (e *env) relayInBackground(req *seal.Request, payload string) <-chan error 
 		e.t.Fatal(err)
 	}
 	hr.Header.Set("Content-Type", proto.MediaTypeRequest)
+	hr.Header.Set("Authorization", "Bearer "+e.tenant)
 	done := make(chan error, 1)
 	go func() {
 		resp, err := e.client.Do(hr)

@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
@@ -14,26 +16,29 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := func() gateway.Config {
-		return gateway.Config{DBPath: filepath.Join(dir, "g.db"), AdmissionPolicy: policy.Default()}
+		return gateway.Config{Database: filepath.Join(dir, "g.db"), AdmissionPolicy: policy.Default(), InsecurePlainHTTP: true}
 	}
 	tests := []struct {
 		name    string
 		edit    func(*gateway.Config)
 		wantErr string
 	}{
-		{name: "no db path", edit: func(c *gateway.Config) { c.DBPath = "" }, wantErr: "DBPath"},
+		{name: "no database", edit: func(c *gateway.Config) { c.Database = "" }, wantErr: "Database"},
+		{name: "no TLS and not explicitly plain", edit: func(c *gateway.Config) { c.InsecurePlainHTTP = false }, wantErr: "TLSCertificate"},
+		{name: "reattest slower than evidence expires", edit: func(c *gateway.Config) { c.ReattestInterval = time.Hour }, wantErr: "ReattestInterval"},
+		{name: "negative evict after", edit: func(c *gateway.Config) { c.EvictAfter = -time.Second }, wantErr: "EvictAfter"},
 		{name: "no policy", edit: func(c *gateway.Config) { c.AdmissionPolicy = nil }, wantErr: "AdmissionPolicy"},
 		{name: "invalid policy", edit: func(c *gateway.Config) { c.AdmissionPolicy = &policy.Policy{} }, wantErr: "AdmissionPolicy"},
 		{name: "negative ttl", edit: func(c *gateway.Config) { c.ChallengeTTL = -time.Second }, wantErr: "ChallengeTTL"},
 		{name: "negative body limit", edit: func(c *gateway.Config) { c.MaxRequestBody = -1 }, wantErr: "MaxRequestBody"},
-		{name: "client with a timeout", edit: func(c *gateway.Config) { c.WorkerClient = &http.Client{Timeout: time.Second} }, wantErr: "WorkerClient"},
-		{name: "db in a missing directory", edit: func(c *gateway.Config) { c.DBPath = filepath.Join(dir, "nope", "g.db") }, wantErr: "store"},
+		{name: "db in a missing directory", edit: func(c *gateway.Config) { c.Database = filepath.Join(dir, "nope", "g.db") }, wantErr: "store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,7 +65,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	if err := gw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Logger != before.Logger || cfg.Now != nil || cfg.ChallengeTTL != 0 || cfg.WorkerClient != nil {
+	if cfg.Logger != before.Logger || cfg.Now != nil || cfg.ChallengeTTL != 0 || cfg.WorkerTransport != nil || cfg.ReattestInterval != 0 {
 		t.Fatal("New modified the caller's Config")
 	}
 }
@@ -74,8 +79,14 @@ func TestInsecurePolicyWarns(t *testing.T) {
 		{policy.Default(), false},
 	} {
 		var logs bytes.Buffer
+		cert, err := tlspin.SelfSigned(nil, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, anchor, _ := ed25519.GenerateKey(rand.Reader)
 		gw, err := gateway.New(t.Context(), gateway.Config{
-			DBPath: filepath.Join(t.TempDir(), "g.db"), AdmissionPolicy: tt.policy,
+			Database: filepath.Join(t.TempDir(), "g.db"), AdmissionPolicy: tt.policy, TLSCertificate: &cert,
+			AnchorKey: anchor, AdminCredentialHash: gateway.HashCredential(gateway.NewCredential(proto.CredentialAdmin)),
 			Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 		})
 		if err != nil {
@@ -134,6 +145,7 @@ func TestShutdownTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	hr.Header.Set("Content-Type", proto.MediaTypeRequest)
+	hr.Header.Set("Authorization", "Bearer "+e.tenant)
 	done := make(chan error, 1)
 	go func() {
 		resp, err := e.client.Do(hr)
@@ -160,7 +172,7 @@ func TestShutdownTimeout(t *testing.T) {
 
 func waitRefused(t *testing.T, url string) {
 	t.Helper()
-	addr := strings.TrimPrefix(url, "http://")
+	addr := strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
@@ -182,8 +194,14 @@ func TestServeLeaksNoGoroutines(t *testing.T) {
 		w := newWorkerDouble(t, "w", c)
 		defer w.close()
 		e := &env{t: t, clock: c, logs: &syncBuffer{}, client: &http.Client{Transport: &http.Transport{}}}
-		e.cfg = gateway.Config{DBPath: filepath.Join(t.TempDir(), "g.db"), AdmissionPolicy: policy.InsecureSimulated(), Now: c.Now}
+		e.admin = gateway.NewCredential(proto.CredentialAdmin)
+		e.cfg = gateway.Config{
+			Database: filepath.Join(t.TempDir(), "g.db"), AdmissionPolicy: policy.InsecureSimulated(), Now: c.Now,
+			InsecurePlainHTTP: true, InsecurePlainWorkers: true, AdminCredentialHash: gateway.HashCredential(e.admin),
+		}
 		e.start()
+		e.provider = e.newProvider("p1")
+		e.tenant = e.newTenant("t1", proto.NewAccount{})
 		e.register(w, proto.TaskSummarize)
 		e.relayOK(e.seal(proto.TaskSummarize, "hello", w.key()), "hello", w)
 		if err := e.stop(); err != nil {

@@ -53,13 +53,15 @@ func TestRegister(t *testing.T) {
 			return "application/json", b
 		}, wantStatus: http.StatusForbidden, wantCode: "bad_challenge", admitted: true},
 		{name: "unknown nonce", input: func(e *env, w *workerDouble) (string, []byte) {
-			reg := proto.Registration{WorkerID: w.id, URL: w.url, Tasks: []string{proto.TaskSummarize}, Bundle: w.bundle([proto.NonceSize]byte{1, 2, 3})}
+			b := w.bundle([proto.NonceSize]byte{1, 2, 3})
+			reg := proto.Registration{WorkerID: w.id, URL: w.url, Tasks: []string{proto.TaskSummarize}, Bundle: b, Endorsement: e.provider.endorse(w.id, b), Capacity: 1}
 			return "application/json", jsonBody(e.t, reg)
 		}, wantStatus: http.StatusForbidden, wantCode: "bad_challenge"},
 		{name: "expired nonce", input: func(e *env, w *workerDouble) (string, []byte) {
 			nonce := e.challenge()
 			e.clock.Advance(gateway.DefaultChallengeTTL + time.Second)
-			reg := proto.Registration{WorkerID: w.id, URL: w.url, Tasks: []string{proto.TaskSummarize}, Bundle: w.bundle(nonce)}
+			b := w.bundle(nonce)
+			reg := proto.Registration{WorkerID: w.id, URL: w.url, Tasks: []string{proto.TaskSummarize}, Bundle: b, Endorsement: e.provider.endorse(w.id, b), Capacity: 1}
 			return "application/json", jsonBody(e.t, reg)
 		}, wantStatus: http.StatusForbidden, wantCode: "bad_challenge"},
 		{name: "simulated evidence under the default policy", policy: policy.Default(),

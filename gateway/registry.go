@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"context"
-	"log/slog"
+	"crypto/ed25519"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,26 +11,73 @@ import (
 
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/gateway/api"
+	"github.com/sealgate/sealgate/gateway/breaker"
 	"github.com/sealgate/sealgate/gateway/store"
 	"github.com/sealgate/sealgate/proto"
 )
 
 var errClosed = api.New(api.Unavailable, "the gateway is shutting down")
 
+// Worker states, as stored.
+const (
+	stateActive   = "active"
+	stateDraining = "draining"
+)
+
 // worker is one admitted worker. The pointer for a worker id never
-// changes, so its outstanding count survives re-registration.
+// changes while it is registered, so its outstanding count and breaker
+// survive re-attestation.
 type worker struct {
 	id string
-	// outstanding counts relays to this worker in progress.
+	// outstanding counts relays to this worker in progress on this
+	// replica.
 	outstanding atomic.Int64
+	breaker     *breaker.Breaker
+	// reattesting is set while a re-attestation call is out.
+	reattesting atomic.Bool
 
-	// Fields below are replaced on re-registration; read and write them
-	// with registry.mu held.
-	url        string // as registered
-	serveURL   string // url + proto.PathServe
-	tasks      []string
-	verified   *attestation.Verified
-	admittedAt time.Time
+	// Fields below are replaced on admission and sync; read and write
+	// them with registry.mu held.
+	at workerAt
+}
+
+// workerAt is a worker's registration as of its last admission.
+type workerAt struct {
+	providerID  string
+	providerKey ed25519.PublicKey
+	endorsement []byte
+	url         string
+	serveURL    string
+	tasks       []string
+	models      []string
+	region      string
+	capacity    int
+	tlsPin      []byte
+	client      *http.Client // pinned to tlsPin, presenting the gateway's certificate
+	verified    *attestation.Verified
+	bundleHash  [32]byte // of the stored bundle, verified or not
+	admittedAt  time.Time
+	attestedAt  time.Time
+	state       string
+	drainedAt   time.Time
+	pool        *pool // the pool reserving this worker, or nil
+}
+
+// load is outstanding over capacity, scaled to avoid floats.
+func (w *worker) load(capacity int) int64 {
+	return w.outstanding.Load() * 1024 / int64(max(capacity, 1))
+}
+
+// pool is a tenant's reserved capacity.
+type pool struct {
+	id, tenant, name string
+	workers          []string
+	slots            int
+	lend             bool
+	// inUse counts the tenant's relays on the pool's nodes and slots;
+	// slotUse those on its slots (unpooled workers).
+	inUse   atomic.Int64
+	slotUse atomic.Int64
 }
 
 // keyRoute sends one key id to a worker until the evidence that bound the
@@ -42,28 +89,98 @@ type keyRoute struct {
 
 // registry is the in-memory routing table, a cache of the store.
 type registry struct {
-	mu      sync.RWMutex // guards workers, keys and the mutable fields of every worker
+	breakerCfg breaker.Config
+
+	mu      sync.RWMutex // guards workers, keys, pools and the at field of every worker
 	workers map[string]*worker
 	keys    map[proto.KeyID]keyRoute
+	pools   map[string]*pool
+	// unpooledCapacity is the capacity of active unpooled workers;
+	// slotPools are the pools with Slots.
+	unpooledCapacity int64
+	slotPools        []*pool
+
+	// unpooledOutstanding counts relays in progress on unpooled workers.
+	unpooledOutstanding atomic.Int64
 }
 
-func newRegistry() registry {
-	return registry{workers: make(map[string]*worker), keys: make(map[proto.KeyID]keyRoute)}
+func newRegistry(bc breaker.Config) *registry {
+	return &registry{
+		breakerCfg: bc,
+		workers:    make(map[string]*worker),
+		keys:       make(map[proto.KeyID]keyRoute),
+		pools:      make(map[string]*pool),
+	}
 }
 
-// admit installs a verified registration and routes its keys to it.
-func (r *registry) admit(id, url string, tasks []string, v *attestation.Verified, admittedAt time.Time) {
+// admit installs a worker's registration and routes the keys of its
+// verified evidence to it. A nil at.verified installs a worker that is
+// known (so it can be challenged) but neither listed nor routed to.
+func (r *registry) admit(id string, at workerAt) *worker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.workerLocked(id)
+	at.pool = w.at.pool
+	w.at = at
+	if at.verified != nil {
+		for _, k := range at.verified.HPKEKeys() {
+			r.keys[k.ID()] = keyRoute{w: w, expires: at.verified.Expires()}
+		}
+	}
+	r.recountLocked()
+	return w
+}
+
+// workerLocked returns the worker with id, creating it. r.mu is held.
+func (r *registry) workerLocked(id string) *worker {
+	w := r.workers[id]
+	if w == nil {
+		w = &worker{id: id, breaker: breaker.New(r.breakerCfg)}
+		r.workers[id] = w
+		if p := r.reservingLocked(id); p != nil {
+			w.at.pool = p
+		}
+	}
+	return w
+}
+
+// setState changes a worker's state; it reports whether the worker is
+// known.
+func (r *registry) setState(id, state string, at time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w := r.workers[id]
 	if w == nil {
-		w = &worker{id: id}
-		r.workers[id] = w
+		return false
 	}
-	w.url, w.serveURL, w.tasks, w.verified, w.admittedAt = url, serveURL(url), slices.Clone(tasks), v, admittedAt
-	for _, k := range v.HPKEKeys() {
-		r.keys[k.ID()] = keyRoute{w: w, expires: v.Expires()}
+	w.at.state = state
+	if state == stateDraining {
+		w.at.drainedAt = at
+	} else {
+		w.at.drainedAt = time.Time{}
 	}
+	r.recountLocked()
+	return true
+}
+
+// remove forgets a worker and its keys.
+func (r *registry) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.workers[id]
+	if w == nil {
+		return
+	}
+	delete(r.workers, id)
+	for k, kr := range r.keys {
+		if kr.w == w {
+			delete(r.keys, k)
+		}
+	}
+	if w.at.client != nil {
+		w.at.client.CloseIdleConnections()
+	}
+	r.recountLocked()
 }
 
 // conflict returns the id of a worker other than id that one of keys
@@ -90,129 +207,274 @@ func (r *registry) prune(now time.Time) {
 	}
 }
 
+// closeIdle closes every worker client's idle connections.
+func (r *registry) closeIdle() {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, w := range r.workers {
+		if w.at.client != nil {
+			w.at.client.CloseIdleConnections()
+		}
+	}
+}
+
+// setPools replaces the pools, keeping the counters of those that stay.
+func (r *registry) setPools(ps []store.Pool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := make(map[string]*pool, len(ps))
+	for _, sp := range ps {
+		p := r.pools[sp.ID]
+		if p == nil || p.tenant != sp.TenantID {
+			p = &pool{id: sp.ID, tenant: sp.TenantID}
+		}
+		p.name, p.workers, p.slots, p.lend = sp.Name, slices.Clone(sp.Workers), sp.Slots, sp.Lend
+		next[sp.ID] = p
+	}
+	r.pools = next
+	for id, w := range r.workers {
+		w.at.pool = r.reservingLocked(id)
+	}
+	r.recountLocked()
+}
+
+// reservingLocked returns the pool reserving worker id, or nil. r.mu is
+// held.
+func (r *registry) reservingLocked(id string) *pool {
+	var found *pool
+	for _, p := range r.pools {
+		if slices.Contains(p.workers, id) && (found == nil || p.id < found.id) {
+			found = p // the lowest pool id wins if an operator reserved a node twice
+		}
+	}
+	return found
+}
+
+// recountLocked recomputes the unpooled capacity and the slot pools.
+// r.mu is held for writing.
+func (r *registry) recountLocked() {
+	var c int64
+	for _, w := range r.workers {
+		if w.at.pool == nil && w.at.state == stateActive && w.at.verified != nil {
+			c += int64(w.at.capacity)
+		}
+	}
+	r.unpooledCapacity = c
+	r.slotPools = r.slotPools[:0]
+	for _, p := range r.pools {
+		if p.slots > 0 {
+			r.slotPools = append(r.slotPools, p)
+		}
+	}
+	slices.SortFunc(r.slotPools, func(a, b *pool) int { return cmpString(a.id, b.id) })
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// tenantSlotPool returns tenant's first slot pool with an unused slot, or
+// nil. r.mu is held.
+func (r *registry) tenantSlotPoolLocked(tenant string) *pool {
+	for _, p := range r.slotPools {
+		if p.tenant == tenant && p.slotUse.Load() < int64(p.slots) {
+			return p
+		}
+	}
+	return nil
+}
+
+// unpooledFreeForOthersLocked is the unpooled capacity free for a tenant
+// without an unused slot: free capacity less every pool's unused slots.
+// r.mu is held.
+func (r *registry) unpooledFreeForOthersLocked() int64 {
+	free := r.unpooledCapacity - r.unpooledOutstanding.Load()
+	for _, p := range r.slotPools {
+		free -= max(int64(p.slots)-p.slotUse.Load(), 0)
+	}
+	return free
+}
+
 // candidate is a worker picked for a listing or a relay attempt, copied
 // out of the registry.
 type candidate struct {
-	w           *worker
-	serveURL    string
-	tasks       []string
-	verified    *attestation.Verified
-	index       int   // position in the request's candidate list, for relays
-	outstanding int64 // snapshot, for ordering
+	w        *worker
+	serveURL string
+	client   *http.Client
+	capacity int
+	index    int   // position in the request's candidate list, for relays
+	load     int64 // snapshot, for ordering
+	// pool is the tenant's pool this attempt counts against, if any;
+	// slot reports it counts against the pool's slots.
+	pool     *pool
+	slot     bool
+	unpooled bool // the worker is in no pool: counts against unpooled capacity
 }
 
-// serving returns the workers that serve task and whose evidence is
-// unexpired at now.
-func (r *registry) serving(task string, now time.Time) []candidate {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var out []candidate
-	for _, w := range r.workers {
-		if w.verified == nil || !w.verified.Expires().After(now) || !slices.Contains(w.tasks, task) {
-			continue
-		}
-		out = append(out, candidate{w: w, serveURL: w.serveURL, tasks: w.tasks, verified: w.verified, outstanding: w.outstanding.Load()})
+// usable reports whether w may be listed or routed to tenant at now, and
+// which of tenant's pools the use counts against. r.mu is held.
+func (r *registry) usableLocked(w *worker, tenant string, now time.Time) (ok bool, p *pool, slot bool) {
+	at := &w.at
+	if at.verified == nil || at.state != stateActive || !at.verified.Expires().After(now) {
+		return false, nil, false
 	}
-	return out
+	if at.pool != nil {
+		if at.pool.tenant == tenant {
+			return true, at.pool, false
+		}
+		// Another tenant's node: only if its pool lends and it has room.
+		return at.pool.lend && w.outstanding.Load() < int64(at.capacity), nil, false
+	}
+	if sp := r.tenantSlotPoolLocked(tenant); sp != nil {
+		return true, sp, true
+	}
+	return r.unpooledFreeForOthersLocked() > 0 || len(r.slotPools) == 0, nil, false
 }
 
-// route maps a request's candidate key ids to admitted workers whose key
-// evidence is unexpired at now. Unknown and expired keys are skipped, and
-// a worker named by several keys is kept once, at its first position.
-func (r *registry) route(cands []proto.Candidate, now time.Time) []candidate {
+// route maps a request's candidate key ids to workers tenant may use now.
+// Unknown, expired, drained, open-breaker and full workers are skipped,
+// and a worker named by several keys is kept once, at its first position.
+// The first is the better of two picked at random; the rest follow least
+// loaded first. It reports whether any candidate was left out only for
+// want of capacity.
+func (r *registry) route(cands []proto.Candidate, tenant string, now time.Time) (out []candidate, full bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	var out []candidate
+	out = make([]candidate, 0, len(cands))
 	for i, c := range cands {
 		kr, ok := r.keys[c.KeyID]
-		if !ok || !kr.expires.After(now) || kr.w.verified == nil {
+		if !ok || !kr.expires.After(now) {
 			continue
 		}
-		if slices.ContainsFunc(out, func(o candidate) bool { return o.w == kr.w }) {
+		w := kr.w
+		if slices.ContainsFunc(out, func(o candidate) bool { return o.w == w }) {
 			continue
 		}
-		out = append(out, candidate{w: kr.w, serveURL: kr.w.serveURL, index: i, outstanding: kr.w.outstanding.Load()})
+		usable, p, slot := r.usableLocked(w, tenant, now)
+		if !usable {
+			full = full || (w.at.state == stateActive && w.at.verified != nil && w.at.verified.Expires().After(now))
+			continue
+		}
+		if w.breaker.State() == breaker.Open {
+			continue
+		}
+		if w.outstanding.Load() >= int64(w.at.capacity) {
+			full = true
+			continue
+		}
+		out = append(out, candidate{
+			w: w, serveURL: w.at.serveURL, client: w.at.client, capacity: w.at.capacity,
+			index: i, load: w.load(w.at.capacity), pool: p, slot: slot, unpooled: w.at.pool == nil,
+		})
 	}
-	return out
+	twoChoices(out)
+	return out, full
 }
 
-// byLoad orders candidates by least outstanding requests, ties at random.
-func byLoad(cs []candidate) {
+// twoChoices orders cs for relay attempts: the better (less loaded) of two
+// picked at random first, then the rest by load, ties in random order.
+func twoChoices(cs []candidate) {
+	if len(cs) < 2 {
+		return
+	}
 	rand.Shuffle(len(cs), func(i, j int) { cs[i], cs[j] = cs[j], cs[i] })
-	slices.SortStableFunc(cs, func(a, b candidate) int {
+	if cs[1].load < cs[0].load {
+		cs[0], cs[1] = cs[1], cs[0]
+	}
+	rest := cs[1:]
+	slices.SortStableFunc(rest, func(a, b candidate) int {
 		switch {
-		case a.outstanding < b.outstanding:
+		case a.load < b.load:
 			return -1
-		case a.outstanding > b.outstanding:
+		case a.load > b.load:
 			return 1
 		}
 		return 0
 	})
 }
 
-func serveURL(base string) string {
-	for len(base) > 0 && base[len(base)-1] == '/' {
-		base = base[:len(base)-1]
-	}
-	return base + proto.PathServe
+// listed is one worker in a listing.
+type listed struct {
+	info proto.CandidateInfo
+	load int64
+	own  bool // in the tenant's pool
 }
 
-// load fills the registry from the store. Every stored bundle is verified
-// again under the current policy at the current time; workers that no
-// longer pass are left out, with their keys.
-func (g *Gateway) load(ctx context.Context) error {
-	now := g.cfg.Now()
-	pruned, err := g.store.PruneKeys(ctx, now)
-	if err != nil {
-		return err
-	}
-	workers, err := g.store.Workers(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := g.store.Keys(ctx)
-	if err != nil {
-		return err
-	}
-	admitted := 0
-	for _, sw := range workers {
-		v, err := attestation.Verify(sw.Bundle, g.cfg.AdmissionPolicy, g.verifyOptions(now))
-		if err != nil {
-			g.log.InfoContext(ctx, "stored worker not restored: its evidence no longer passes",
-				slog.String("worker", sw.ID), slog.String("attestation_code", string(attestation.CodeOf(err))), slog.Any("err", err))
+// listing returns up to n workers serving task that tenant may use at now:
+// the tenant's pool nodes first, then the others, each part spread over
+// distinct providers (by endorsement key), least loaded first within a
+// provider.
+func (r *registry) listing(task, tenant string, n int, now time.Time) []proto.CandidateInfo {
+	r.mu.RLock()
+	var own, other []listed
+	for _, w := range r.workers {
+		if !slices.Contains(w.at.tasks, task) {
 			continue
 		}
-		g.reg.admit(sw.ID, sw.URL, sw.Tasks, v, sw.AdmittedAt)
-		admitted++
-	}
-	restoredKeys := 0
-	g.reg.mu.Lock()
-	for _, k := range keys {
-		w := g.reg.workers[k.WorkerID]
-		if w == nil || !k.ExpiresAt.After(now) {
+		usable, p, slot := r.usableLocked(w, tenant, now)
+		if !usable || w.breaker.State() == breaker.Open {
 			continue
 		}
-		if _, ok := g.reg.keys[k.ID]; !ok {
-			g.reg.keys[k.ID] = keyRoute{w: w, expires: k.ExpiresAt}
-			restoredKeys++
+		l := listed{load: w.load(w.at.capacity), own: p != nil && !slot}
+		l.info = proto.CandidateInfo{
+			WorkerID: w.id, Tasks: w.at.tasks, Bundle: w.at.verified.Bundle(),
+			ProviderID: w.at.providerID, ProviderKey: w.at.providerKey, Endorsement: w.at.endorsement,
+			Region: w.at.region, Models: w.at.models, Capacity: w.at.capacity,
+		}
+		if l.own {
+			l.info.Pool = p.id
+			own = append(own, l)
+		} else {
+			other = append(other, l)
 		}
 	}
-	g.reg.mu.Unlock()
-	g.log.InfoContext(ctx, "registry loaded",
-		slog.Int("workers_stored", len(workers)), slog.Int("workers_restored", admitted),
-		slog.Int("earlier_keys_restored", restoredKeys), slog.Int64("keys_pruned", pruned))
-	return nil
+	r.mu.RUnlock()
+	out := make([]proto.CandidateInfo, 0, n)
+	out = appendDiverse(out, own, n)
+	return appendDiverse(out, other, n)
 }
 
-// record converts a registration to its store rows.
-func record(id, url string, tasks []string, v *attestation.Verified, admittedAt time.Time) (store.Worker, []store.Key) {
-	w := store.Worker{
-		ID: id, URL: url, Tasks: tasks, Kind: v.Kind(), Bundle: v.Bundle(), BundleHash: v.BundleHash(),
-		AdmittedAt: admittedAt, ExpiresAt: v.Expires(),
+// appendDiverse appends up to n-len(out) of ls to out, one per provider
+// key in turn (the least loaded of each), then again, until done.
+func appendDiverse(out []proto.CandidateInfo, ls []listed, n int) []proto.CandidateInfo {
+	if len(out) >= n || len(ls) == 0 {
+		return out
 	}
-	var keys []store.Key
-	for _, k := range v.HPKEKeys() {
-		keys = append(keys, store.Key{ID: k.ID(), WorkerID: id, ExpiresAt: v.Expires()})
+	rand.Shuffle(len(ls), func(i, j int) { ls[i], ls[j] = ls[j], ls[i] })
+	slices.SortStableFunc(ls, func(a, b listed) int {
+		switch {
+		case a.load < b.load:
+			return -1
+		case a.load > b.load:
+			return 1
+		}
+		return 0
+	})
+	taken := make([]bool, len(ls))
+	for len(out) < n {
+		seen := make(map[string]bool)
+		progress := false
+		for i, l := range ls {
+			if taken[i] || seen[string(l.info.ProviderKey)] {
+				continue
+			}
+			seen[string(l.info.ProviderKey)] = true
+			taken[i], progress = true, true
+			l.info.Tasks = slices.Clone(l.info.Tasks)
+			out = append(out, l.info)
+			if len(out) >= n {
+				break
+			}
+		}
+		if !progress {
+			break
+		}
 	}
-	return w, keys
+	return out
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/gateway/api"
+	"github.com/sealgate/sealgate/gateway/breaker"
+	"github.com/sealgate/sealgate/gateway/metrics"
+	"github.com/sealgate/sealgate/gateway/ratelimit"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -33,11 +36,15 @@ const maxErrorDrain = 4 << 10
 // with a first response byte; that worker's response is streamed into
 // sink. It returns an error only before sink.Start; once the response has
 // started, a broken stream just ends it, and Relay returns nil.
-func (g *Gateway) Relay(ctx context.Context, body io.Reader, sink api.Sink) error {
+func (g *Gateway) Relay(ctx context.Context, cred string, body io.Reader, sink api.Sink) error {
 	if err := g.life.enter(); err != nil {
 		return err
 	}
 	defer g.life.leave()
+	p, err := g.require(ctx, cred, api.RoleTenant)
+	if err != nil {
+		return err
+	}
 	select {
 	case g.relaySlots <- struct{}{}:
 		defer func() { <-g.relaySlots }()
@@ -49,42 +56,89 @@ func (g *Gateway) Relay(ctx context.Context, body io.Reader, sink api.Sink) erro
 
 	pre, err := proto.ReadRequestPreamble(body)
 	if err != nil {
+		g.metrics.RequestDone("", metrics.OutcomeRefused, time.Since(start))
 		return bodyError("malformed request preamble", err)
 	}
 	chunks, err := readChunks(body)
 	if err != nil {
+		g.metrics.RequestDone("", metrics.OutcomeRefused, time.Since(start))
 		return bodyError("malformed request body", err)
 	}
 	h := pre.Header
 	log := g.log.With(
 		slog.String("request_id", hex.EncodeToString(h.RequestID[:])),
+		slog.String("tenant", p.ID),
 		slog.String("task", h.Task),
 		slog.Int("candidates", len(h.Candidates)),
 	)
-	cands := g.reg.route(h.Candidates, g.cfg.Now())
-	if len(cands) == 0 {
-		log.InfoContext(ctx, "relay refused: no candidate key belongs to an admitted worker")
-		return api.New(api.UnknownCandidates, "none of the request's candidate keys belongs to an admitted worker")
-	}
-	byLoad(cands)
-
 	bytesIn := int64(8 + len(pre.HeaderBytes) + len(pre.Wraps)*proto.WrapSize + len(chunks))
-	for attempt, c := range cands {
+	if err := g.rateLimit(p, bytesIn); err != nil {
+		g.metrics.RequestDone(h.Task, metrics.OutcomeRateLimited, time.Since(start))
+		log.InfoContext(ctx, "relay refused: tenant rate limit", slog.Int64("bytes_in", bytesIn))
+		return err
+	}
+	cands, full := g.reg.route(h.Candidates, p.ID, g.cfg.Now())
+	if len(cands) == 0 {
+		if full {
+			g.metrics.RequestDone(h.Task, metrics.OutcomeOverloaded, time.Since(start))
+			log.InfoContext(ctx, "relay refused: no candidate has capacity")
+			return &api.Error{Code: api.Overloaded, Message: "no candidate worker has capacity", RetryAfter: retryRelay}
+		}
+		g.metrics.RequestDone(h.Task, metrics.OutcomeUnknownCandidates, time.Since(start))
+		log.InfoContext(ctx, "relay refused: no candidate key belongs to a routable worker")
+		return api.New(api.UnknownCandidates, "none of the request's candidate keys belongs to a worker you can be routed to")
+	}
+
+	tried := 0
+	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
-			log.InfoContext(ctx, "relay abandoned: client gone", slog.Int("attempts", attempt))
+			g.metrics.RequestDone(h.Task, metrics.OutcomeClientGone, time.Since(start))
+			log.InfoContext(ctx, "relay abandoned: client gone", slog.Int("attempts", tried))
 			return api.Wrap(api.Unavailable, "request cancelled", err)
 		}
+		if !c.w.breaker.Allow() {
+			continue
+		}
+		if tried > 0 {
+			g.metrics.Failover()
+		}
+		tried++
 		fwd := proto.AppendForwardPreamble(make([]byte, 0, 8+len(pre.HeaderBytes)+1+proto.WrapSize), pre.HeaderBytes, c.index, pre.Wraps[c.index])
-		done, err := g.forward(ctx, log, c, fwd, chunks, sink, start, bytesIn, attempt+1)
+		done, outcome, err := g.forward(ctx, log, c, fwd, chunks, sink, start, bytesIn, tried)
 		if done {
+			g.metrics.RequestDone(h.Task, outcome, time.Since(start))
 			return err
 		}
 		log.WarnContext(ctx, "worker failed before its first byte; trying the next candidate",
-			slog.String("worker", c.w.id), slog.Int("attempt", attempt+1), slog.Any("err", err))
+			slog.String("worker", c.w.id), slog.Int("attempt", tried), slog.Any("err", err))
 	}
+	if tried == 0 {
+		g.metrics.RequestDone(h.Task, metrics.OutcomeOverloaded, time.Since(start))
+		return &api.Error{Code: api.Overloaded, Message: "every candidate worker is failing; try again later", RetryAfter: retryRelay}
+	}
+	g.metrics.RequestDone(h.Task, metrics.OutcomeUpstreamFailed, time.Since(start))
 	log.WarnContext(ctx, "relay failed: every candidate failed before its first byte",
-		slog.Int("attempts", len(cands)), slog.Duration("duration", time.Since(start)))
+		slog.Int("attempts", tried), slog.Duration("duration", time.Since(start)))
 	return api.New(api.UpstreamFailed, "every candidate worker failed")
+}
+
+// noLimit is the unlimited rate.
+var noLimit = ratelimit.Limit{}
+
+// rateLimit takes one request and n bytes from the tenant's buckets.
+func (g *Gateway) rateLimit(p principal, n int64) error {
+	l := p.limits
+	res := g.limits.Allow(p.ID,
+		ratelimit.Limit{PerSecond: l.RequestsPerSecond, Burst: float64(l.BurstRequests)},
+		ratelimit.Limit{PerSecond: float64(l.BytesPerSecond), Burst: float64(l.BurstBytes)}, n)
+	switch {
+	case res.OK:
+		return nil
+	case res.TooLarge:
+		return api.New(api.TooLarge, "request larger than your byte burst")
+	}
+	g.metrics.RateLimited()
+	return &api.Error{Code: api.RateLimited, Message: "rate limit reached", RetryAfter: res.RetryAfter}
 }
 
 // bodyError classifies a failure reading the client's body. The cause
@@ -146,9 +200,21 @@ func readChunks(r io.Reader) ([]byte, error) {
 // over, with err its result: the response started (err is nil), or the
 // client went away. When done is false, c failed before its first byte,
 // err says why, and the next candidate may be tried.
-func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fwd, chunks []byte, sink api.Sink, start time.Time, bytesIn int64, attempt int) (done bool, err error) {
-	c.w.outstanding.Add(1)
-	defer c.w.outstanding.Add(-1)
+func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fwd, chunks []byte, sink api.Sink, start time.Time, bytesIn int64, attempt int) (done bool, outcome metrics.Outcome, err error) {
+	g.metrics.WorkerOutstanding(c.w.id, int(c.w.outstanding.Add(1)))
+	defer func() { g.metrics.WorkerOutstanding(c.w.id, int(c.w.outstanding.Add(-1))) }()
+	if c.unpooled {
+		g.reg.unpooledOutstanding.Add(1)
+		defer g.reg.unpooledOutstanding.Add(-1)
+	}
+	if c.pool != nil {
+		c.pool.inUse.Add(1)
+		defer c.pool.inUse.Add(-1)
+		if c.slot {
+			c.pool.slotUse.Add(1)
+			defer c.pool.slotUse.Add(-1)
+		}
+	}
 	// Cancelling ctx on return closes the worker's response if it is still
 	// streaming, whatever ended the relay.
 	ctx, cancel := context.WithCancel(ctx)
@@ -156,21 +222,23 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.serveURL, io.MultiReader(bytes.NewReader(fwd), bytes.NewReader(chunks)))
 	if err != nil {
-		return false, fmt.Errorf("building request: %w", err)
+		return false, "", fmt.Errorf("building request: %w", err)
 	}
 	req.ContentLength = int64(len(fwd) + len(chunks))
 	req.GetBody = func() (io.ReadCloser, error) {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(fwd), bytes.NewReader(chunks))), nil
 	}
 	req.Header.Set("Content-Type", proto.MediaTypeForward)
-	resp, err := g.client.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
-		return attemptFailed(ctx, err)
+		return g.attemptFailed(ctx, c, true, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorDrain))
-		return attemptFailed(ctx, fmt.Errorf("worker answered status %d", resp.StatusCode))
+		// A full worker (503) is healthy; anything else counts against
+		// its breaker.
+		return g.attemptFailed(ctx, c, resp.StatusCode != http.StatusServiceUnavailable, fmt.Errorf("worker answered status %d", resp.StatusCode))
 	}
 
 	buf := make([]byte, relayBufSize)
@@ -182,14 +250,16 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 		if errors.Is(err, io.EOF) {
 			err = errors.New("worker response empty")
 		}
-		return attemptFailed(ctx, fmt.Errorf("reading first byte: %w", err))
+		return g.attemptFailed(ctx, c, true, fmt.Errorf("reading first byte: %w", err))
 	}
 	ttfb := time.Since(start)
+	g.metrics.WorkerTTFB(c.w.id, ttfb)
 
 	// The first byte is in hand: from here on there is no failover.
 	if err := sink.Start(c.w.id); err != nil {
 		log.InfoContext(ctx, "relay abandoned: starting the response failed", slog.String("worker", c.w.id), slog.Any("err", err))
-		return true, nil
+		c.w.breaker.Success()
+		return true, metrics.OutcomeClientGone, nil
 	}
 	var bytesOut int64
 	status := "complete"
@@ -222,17 +292,40 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 		slog.String("worker", c.w.id), slog.String("status", status), slog.Int("attempt", attempt),
 		slog.Int64("bytes_in", bytesIn), slog.Int64("bytes_out", bytesOut),
 		slog.Duration("ttfb", ttfb), slog.Duration("duration", time.Since(start)))
-	return true, nil
+	switch status {
+	case "worker_stream_broken":
+		c.w.breaker.Failure()
+		g.noteBreaker(c.w)
+		return true, metrics.OutcomeTruncated, nil
+	case "client_gone":
+		c.w.breaker.Success()
+		return true, metrics.OutcomeClientGone, nil
+	}
+	c.w.breaker.Success()
+	g.noteBreaker(c.w)
+	return true, metrics.OutcomeOK, nil
 }
 
 // attemptFailed ends an attempt that failed before its first byte: the
 // relay goes on with the next candidate unless the client's context is
-// over, in which case there is nobody to answer.
-func attemptFailed(ctx context.Context, err error) (bool, error) {
+// over, in which case there is nobody to answer. unhealthy counts the
+// failure against the worker's breaker.
+func (g *Gateway) attemptFailed(ctx context.Context, c candidate, unhealthy bool, err error) (bool, metrics.Outcome, error) {
 	// forward's own cancel has not run yet, so a done ctx means the
 	// client's request was cancelled.
 	if ctx.Err() != nil {
-		return true, api.Wrap(api.Unavailable, "request cancelled", err)
+		return true, metrics.OutcomeClientGone, api.Wrap(api.Unavailable, "request cancelled", err)
 	}
-	return false, err
+	if unhealthy {
+		c.w.breaker.Failure()
+	} else {
+		c.w.breaker.Success()
+	}
+	g.noteBreaker(c.w)
+	return false, "", err
+}
+
+// noteBreaker publishes a worker's breaker state.
+func (g *Gateway) noteBreaker(w *worker) {
+	g.metrics.BreakerState(w.id, w.breaker.State() == breaker.Open)
 }

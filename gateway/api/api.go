@@ -22,6 +22,11 @@ type Code string
 // The codes the gateway returns. Each line names its HTTP status.
 const (
 	BadRequest           Code = "bad_request"            // 400: malformed or invalid input
+	Unauthorized         Code = "unauthorized"           // 401: missing or unknown credential
+	Forbidden            Code = "forbidden"              // 403: a valid credential of the wrong role
+	RateLimited          Code = "rate_limited"           // 429 with Retry-After: the tenant's limit
+	Exists               Code = "exists"                 // 409: an account or pool with that id exists
+	EndorsementRefused   Code = "endorsement_refused"    // 403: the provider's endorsement does not verify
 	TooLarge             Code = "too_large"              // 413: a body over its limit
 	UnsupportedMediaType Code = "unsupported_media_type" // 415: wrong Content-Type
 	BadChallenge         Code = "bad_challenge"          // 403: unknown, used or expired nonce
@@ -35,6 +40,23 @@ const (
 	MethodNotAllowed     Code = "method_not_allowed"     // 405: route exists, method does not
 	Internal             Code = "internal"               // 500: a bug or a failed dependency
 )
+
+// Role is what a credential may do.
+type Role string
+
+// The roles. Each endpoint accepts exactly one.
+const (
+	RoleAdmin    Role = "admin"    // the operator: accounts, pools, status
+	RoleProvider Role = "provider" // a GPU owner: its key, its nodes' enrollment
+	RoleTenant   Role = "tenant"   // a buyer: candidates, requests, evidence, its pools
+)
+
+// Principal is the authenticated caller of a domain call.
+type Principal struct {
+	Role Role
+	// ID is the provider's or tenant's id; empty for the admin.
+	ID string
+}
 
 // Error returns the code itself.
 func (c Code) Error() string { return string(c) }

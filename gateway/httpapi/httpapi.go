@@ -3,13 +3,30 @@
 // body, calls a Service with plain types and the request's context, and
 // maps every error to an HTTP status in one place (handleError).
 //
-// Routes (see proto/api.go):
+// Routes (see proto/api.go), with the role each needs:
 //
-//	GET  /v1/candidates?task=T&max=N  -> proto.CandidateList
-//	POST /v1/requests                 sealed request -> sealed response stream
-//	POST /v1/workers/challenge        -> proto.Challenge (body empty or {})
-//	POST /v1/workers/register         proto.Registration -> proto.Admission
-//	GET  /healthz                     -> {"status":"ok"}
+//	GET    /v1/candidates?task=T&max=N  tenant   -> proto.CandidateList
+//	POST   /v1/requests                 tenant   sealed request -> sealed response stream
+//	POST   /v1/evidence                 tenant   proto.EvidenceRequest -> proto.Evidence
+//	GET    /v1/status                   tenant or admin -> proto.Status
+//	POST   /v1/workers/challenge        provider -> proto.Challenge (body empty or {})
+//	POST   /v1/workers/register         provider proto.Registration -> proto.Admission
+//	PUT    /v1/provider/key             provider proto.ProviderKey -> proto.ProviderKey
+//	POST   /v1/admin/providers          admin    proto.NewAccount -> proto.Account
+//	POST   /v1/admin/tenants            admin    proto.NewAccount -> proto.Account
+//	POST   /v1/admin/rotate             admin    proto.RotateKey -> proto.Account
+//	POST   /v1/admin/pools              admin    proto.PoolSpec -> proto.PoolStatus
+//	DELETE /v1/admin/pools/:id          admin    -> 204
+//	GET    /v1/admin/status             admin    -> proto.Status
+//	GET    /healthz                     none     -> {"status":"ok"} while the process serves
+//	GET    /readyz                      none     -> {"status":"ready"}, or 503 when the store is unreachable
+//	GET    /metrics                     none     Prometheus exposition
+//
+// Credentials travel as "Authorization: Bearer <credential>"; the header
+// is read here and handed to the service, which decides (401 for none or
+// an unknown one, 403 for the wrong role). /metrics carries no tenant
+// data; operators who consider load figures sensitive keep it off the
+// public listener.
 //
 // JSON bodies must be Content-Type application/json (the challenge body may
 // be empty), hold at most proto.MaxJSONBody bytes, one object, no unknown
@@ -40,11 +57,22 @@ import (
 )
 
 // Service is what the HTTP API exposes. *gateway.Gateway implements it.
+// Every call but Ready takes the caller's credential as sent, "" when none
+// was.
 type Service interface {
-	Challenge(ctx context.Context) (proto.Challenge, error)
-	Register(ctx context.Context, reg proto.Registration) (proto.Admission, error)
-	Candidates(ctx context.Context, task string, max int) (proto.CandidateList, error)
-	Relay(ctx context.Context, body io.Reader, sink api.Sink) error
+	Challenge(ctx context.Context, cred string) (proto.Challenge, error)
+	Register(ctx context.Context, cred string, reg proto.Registration) (proto.Admission, error)
+	SetProviderKey(ctx context.Context, cred string, k proto.ProviderKey) (proto.ProviderKey, error)
+	Candidates(ctx context.Context, cred, task string, max int) (proto.CandidateList, error)
+	Relay(ctx context.Context, cred string, body io.Reader, sink api.Sink) error
+	Evidence(ctx context.Context, cred string, req proto.EvidenceRequest) (proto.Evidence, error)
+	Status(ctx context.Context, cred string) (proto.Status, error)
+	CreateAccount(ctx context.Context, cred, kind string, a proto.NewAccount) (proto.Account, error)
+	RotateCredential(ctx context.Context, cred string, r proto.RotateKey) (proto.Account, error)
+	CreatePool(ctx context.Context, cred string, spec proto.PoolSpec) (proto.PoolStatus, error)
+	DeletePool(ctx context.Context, cred, id string) error
+	// Ready reports whether the service can serve: its store answers.
+	Ready(ctx context.Context) error
 }
 
 // DefaultRetryAfter is the Retry-After of an api.Overloaded error that
@@ -58,6 +86,8 @@ type Config struct {
 	// Logger receives one line per failed request, and one debug line per
 	// request. Nil means discard.
 	Logger *slog.Logger
+	// Metrics serves /metrics. Nil means the route answers 404.
+	Metrics http.Handler
 	// MaxRequestBody bounds a sealed request body. Required, positive.
 	MaxRequestBody int64
 	// BodyReadTimeout bounds reading a request body, from the start of the
@@ -95,9 +125,22 @@ func New(cfg Config) (http.Handler, error) {
 	e.Use(h.accessLog)
 	e.GET(proto.PathCandidates, h.candidates)
 	e.POST(proto.PathRequests, h.relay)
+	e.POST(proto.PathEvidence, h.evidence)
+	e.GET(proto.PathStatus, h.status)
 	e.POST(proto.PathChallenge, h.challenge)
 	e.POST(proto.PathRegister, h.register)
+	e.PUT(proto.PathProviderKey, h.providerKey)
+	e.POST(proto.PathAdminProviders, h.createAccount("provider"))
+	e.POST(proto.PathAdminTenants, h.createAccount("tenant"))
+	e.POST(proto.PathAdminRotate, h.rotate)
+	e.POST(proto.PathAdminPools, h.createPool)
+	e.DELETE(proto.PathAdminPools+"/:id", h.deletePool)
+	e.GET(proto.PathAdminStatus, h.status)
 	e.GET(proto.PathHealth, h.health)
+	e.GET(proto.PathReady, h.ready)
+	if cfg.Metrics != nil {
+		e.GET(proto.PathMetrics, echo.WrapHandler(cfg.Metrics))
+	}
 	return e, nil
 }
 
@@ -123,6 +166,11 @@ func (h *handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // statusOf is the HTTP status of every error code.
 var statusOf = map[api.Code]int{
 	api.BadRequest:           http.StatusBadRequest,
+	api.Unauthorized:         http.StatusUnauthorized,
+	api.Forbidden:            http.StatusForbidden,
+	api.RateLimited:          http.StatusTooManyRequests,
+	api.Exists:               http.StatusConflict,
+	api.EndorsementRefused:   http.StatusForbidden,
 	api.TooLarge:             http.StatusRequestEntityTooLarge,
 	api.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	api.BadChallenge:         http.StatusForbidden,
@@ -150,7 +198,7 @@ func classify(err error) (status int, body proto.ErrorBody, retryAfter time.Dura
 			return http.StatusInternalServerError, proto.ErrorBody{Code: string(api.Internal), Message: "internal error"}, 0
 		}
 		retryAfter = ae.RetryAfter
-		if ae.Code == api.Overloaded && retryAfter <= 0 {
+		if (ae.Code == api.Overloaded || ae.Code == api.RateLimited) && retryAfter <= 0 {
 			retryAfter = DefaultRetryAfter
 		}
 		return status, proto.ErrorBody{Code: string(ae.Code), Message: ae.Message}, retryAfter
@@ -190,6 +238,9 @@ func (h *handler) handleError(err error, c echo.Context) {
 	if retryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
 	}
+	if status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="sealgate"`)
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	if err := c.JSON(status, proto.ErrorResponse{Error: body}); err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelDebug, "writing error response", slog.Any("err", err))
@@ -214,7 +265,7 @@ func (h *handler) challenge(c echo.Context) error {
 			return err
 		}
 	}
-	ch, err := h.svc.Challenge(c.Request().Context())
+	ch, err := h.svc.Challenge(c.Request().Context(), credential(c))
 	if err != nil {
 		return err
 	}
@@ -223,23 +274,138 @@ func (h *handler) challenge(c echo.Context) error {
 }
 
 func (h *handler) register(c echo.Context) error {
-	if err := requireMediaType(c.Request(), "application/json"); err != nil {
-		return err
-	}
-	if c.Request().ContentLength > proto.MaxJSONBody {
-		return api.New(api.TooLarge, "request body too large")
-	}
-	body, done := h.body(c, proto.MaxJSONBody)
-	defer done()
 	var reg proto.Registration
-	if err := decodeJSON(body, &reg); err != nil {
+	if err := h.readJSON(c, proto.MaxJSONBody, &reg); err != nil {
 		return err
 	}
-	adm, err := h.svc.Register(c.Request().Context(), reg)
+	adm, err := h.svc.Register(c.Request().Context(), credential(c), reg)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, adm)
+}
+
+// maxSmallJSON bounds every JSON body but a registration's.
+const maxSmallJSON = 64 << 10
+
+// readJSON reads a JSON body of at most max bytes into v.
+func (h *handler) readJSON(c echo.Context, max int64, v any) error {
+	if err := requireMediaType(c.Request(), "application/json"); err != nil {
+		return err
+	}
+	if c.Request().ContentLength > max {
+		return api.New(api.TooLarge, "request body too large")
+	}
+	body, done := h.body(c, max)
+	defer done()
+	return decodeJSON(body, v)
+}
+
+func (h *handler) providerKey(c echo.Context) error {
+	var k proto.ProviderKey
+	if err := h.readJSON(c, maxSmallJSON, &k); err != nil {
+		return err
+	}
+	out, err := h.svc.SetProviderKey(c.Request().Context(), credential(c), k)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *handler) evidence(c echo.Context) error {
+	var req proto.EvidenceRequest
+	if err := h.readJSON(c, maxSmallJSON, &req); err != nil {
+		return err
+	}
+	ev, err := h.svc.Evidence(c.Request().Context(), credential(c), req)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, ev)
+}
+
+func (h *handler) status(c echo.Context) error {
+	st, err := h.svc.Status(c.Request().Context(), credential(c))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, st)
+}
+
+func (h *handler) createAccount(kind string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var a proto.NewAccount
+		if err := h.readJSON(c, maxSmallJSON, &a); err != nil {
+			return err
+		}
+		acct, err := h.svc.CreateAccount(c.Request().Context(), credential(c), kind, a)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusCreated, acct)
+	}
+}
+
+func (h *handler) rotate(c echo.Context) error {
+	var r proto.RotateKey
+	if err := h.readJSON(c, maxSmallJSON, &r); err != nil {
+		return err
+	}
+	acct, err := h.svc.RotateCredential(c.Request().Context(), credential(c), r)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, acct)
+}
+
+func (h *handler) createPool(c echo.Context) error {
+	var spec proto.PoolSpec
+	if err := h.readJSON(c, maxSmallJSON, &spec); err != nil {
+		return err
+	}
+	ps, err := h.svc.CreatePool(c.Request().Context(), credential(c), spec)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, ps)
+}
+
+func (h *handler) deletePool(c echo.Context) error {
+	if err := h.svc.DeletePool(c.Request().Context(), credential(c), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handler) ready(c echo.Context) error {
+	if err := h.svc.Ready(c.Request().Context()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ready"})
+}
+
+// maxCredentialHeader bounds the Authorization header read.
+const maxCredentialHeader = 256
+
+// credential returns the bearer credential of the request, or "" when
+// there is none or it is malformed (the service then answers 401).
+func credential(c echo.Context) string {
+	v := c.Request().Header.Values(proto.HeaderAuthorization)
+	if len(v) != 1 || len(v[0]) > maxCredentialHeader {
+		return ""
+	}
+	scheme, cred, ok := strings.Cut(v[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
 }
 
 func (h *handler) candidates(c echo.Context) error {
@@ -259,7 +425,7 @@ func (h *handler) candidates(c echo.Context) error {
 	default:
 		return api.New(api.BadRequest, "max: want at most one max parameter")
 	}
-	list, err := h.svc.Candidates(c.Request().Context(), q.Get("task"), max)
+	list, err := h.svc.Candidates(c.Request().Context(), credential(c), q.Get("task"), max)
 	if err != nil {
 		return err
 	}
@@ -277,7 +443,7 @@ func (h *handler) relay(c echo.Context) error {
 	body, done := h.body(c, h.maxBody)
 	defer done()
 	sink := &sink{res: c.Response(), rc: http.NewResponseController(c.Response().Writer)}
-	return h.svc.Relay(r.Context(), body, sink)
+	return h.svc.Relay(r.Context(), credential(c), body, sink)
 }
 
 // body returns the request body limited to max bytes and, when

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +19,81 @@ import (
 	"github.com/sealgate/sealgate/proto"
 )
 
-// fakeService answers with whatever its fields say.
+// fakeService is a test double of the gateway domain: it answers with
+// whatever its fields say and records the credential it was given.
 type fakeService struct {
 	err   error
 	relay func(ctx context.Context, body io.Reader, sink api.Sink) error
+
+	mu   sync.Mutex // guards cred
+	cred string
 }
 
-func (f *fakeService) Challenge(context.Context) (proto.Challenge, error) {
+func (f *fakeService) saw(cred string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cred = cred
+}
+
+func (f *fakeService) Challenge(_ context.Context, cred string) (proto.Challenge, error) {
+	f.saw(cred)
 	return proto.Challenge{Nonce: make([]byte, proto.NonceSize)}, f.err
 }
 
-func (f *fakeService) Register(context.Context, proto.Registration) (proto.Admission, error) {
+func (f *fakeService) Register(_ context.Context, cred string, _ proto.Registration) (proto.Admission, error) {
+	f.saw(cred)
 	return proto.Admission{}, f.err
 }
 
-func (f *fakeService) Candidates(context.Context, string, int) (proto.CandidateList, error) {
+func (f *fakeService) SetProviderKey(_ context.Context, cred string, k proto.ProviderKey) (proto.ProviderKey, error) {
+	f.saw(cred)
+	return k, f.err
+}
+
+func (f *fakeService) Candidates(_ context.Context, cred, _ string, _ int) (proto.CandidateList, error) {
+	f.saw(cred)
 	return proto.CandidateList{Candidates: []proto.CandidateInfo{}}, f.err
 }
 
-func (f *fakeService) Relay(ctx context.Context, body io.Reader, sink api.Sink) error {
+func (f *fakeService) Relay(ctx context.Context, cred string, body io.Reader, sink api.Sink) error {
+	f.saw(cred)
 	if f.relay != nil {
 		return f.relay(ctx, body, sink)
 	}
 	return f.err
 }
+
+func (f *fakeService) Evidence(_ context.Context, cred string, _ proto.EvidenceRequest) (proto.Evidence, error) {
+	f.saw(cred)
+	return proto.Evidence{}, f.err
+}
+
+func (f *fakeService) Status(_ context.Context, cred string) (proto.Status, error) {
+	f.saw(cred)
+	return proto.Status{}, f.err
+}
+
+func (f *fakeService) CreateAccount(_ context.Context, cred, kind string, a proto.NewAccount) (proto.Account, error) {
+	f.saw(cred)
+	return proto.Account{Kind: kind, ID: a.ID}, f.err
+}
+
+func (f *fakeService) RotateCredential(_ context.Context, cred string, r proto.RotateKey) (proto.Account, error) {
+	f.saw(cred)
+	return proto.Account{Kind: r.Kind, ID: r.ID}, f.err
+}
+
+func (f *fakeService) CreatePool(_ context.Context, cred string, spec proto.PoolSpec) (proto.PoolStatus, error) {
+	f.saw(cred)
+	return proto.PoolStatus{PoolSpec: spec}, f.err
+}
+
+func (f *fakeService) DeletePool(_ context.Context, cred, _ string) error {
+	f.saw(cred)
+	return f.err
+}
+
+func (f *fakeService) Ready(context.Context) error { return f.err }
 
 func serve(t *testing.T, svc Service, readTimeout time.Duration) string {
 	t.Helper()
@@ -245,5 +297,91 @@ func TestNewValidatesConfig(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
+	}
+}
+
+func TestCredentialIsReadFromTheBearerHeader(t *testing.T) {
+	const cred = "sgt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	tests := []struct {
+		name   string
+		header []string
+		want   string
+	}{
+		{"bearer", []string{"Bearer " + cred}, cred},
+		{"lowercase scheme", []string{"bearer " + cred}, cred},
+		{"none", nil, ""},
+		{"basic scheme", []string{"Basic " + cred}, ""},
+		{"no scheme", []string{cred}, ""},
+		{"two headers", []string{"Bearer " + cred, "Bearer " + cred}, ""},
+		{"oversize", []string{"Bearer " + strings.Repeat("a", 300)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := &fakeService{}
+			url := serve(t, svc, 0)
+			req, _ := http.NewRequest(http.MethodGet, url+proto.PathCandidates+"?task=summarize", nil)
+			for _, h := range tt.header {
+				req.Header.Add("Authorization", h)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			svc.mu.Lock()
+			defer svc.mu.Unlock()
+			if svc.cred != tt.want {
+				t.Fatalf("service saw credential %q, want %q", svc.cred, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuthErrorsMapToStatuses(t *testing.T) {
+	tests := []struct {
+		err        error
+		wantStatus int
+		wantHeader string
+	}{
+		{api.New(api.Unauthorized, "unknown credential"), http.StatusUnauthorized, "WWW-Authenticate"},
+		{api.New(api.Forbidden, "wrong role"), http.StatusForbidden, ""},
+		{api.New(api.RateLimited, "slow down"), http.StatusTooManyRequests, "Retry-After"},
+		{api.New(api.Exists, "exists"), http.StatusConflict, ""},
+		{api.New(api.EndorsementRefused, "bad endorsement"), http.StatusForbidden, ""},
+	}
+	for _, tt := range tests {
+		url := serve(t, &fakeService{err: tt.err}, 0)
+		resp, err := http.Get(url + proto.PathStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantStatus {
+			t.Fatalf("%v: status %d, want %d", tt.err, resp.StatusCode, tt.wantStatus)
+		}
+		if tt.wantHeader != "" && resp.Header.Get(tt.wantHeader) == "" {
+			t.Fatalf("%v: no %s header", tt.err, tt.wantHeader)
+		}
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	url := serve(t, &fakeService{}, 0)
+	resp, err := http.Get(url + proto.PathReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ready service: status %d", resp.StatusCode)
+	}
+	url = serve(t, &fakeService{err: api.New(api.Unavailable, "store down")}, 0)
+	resp, err = http.Get(url + proto.PathReady)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("unready service: status %d, want 503", resp.StatusCode)
 	}
 }

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealgate/sealgate/gateway/store"
+	"github.com/sealgate/sealgate/proto"
+)
+
+// reattestParallel bounds concurrent re-attestation calls.
+const reattestParallel = 8
+
+// maxWorkerJSON bounds a worker's JSON answer (an attestation carries a
+// bundle).
+const maxWorkerJSON = proto.MaxJSONBody
+
+// reattestLoop challenges every worker whose last attestation is older
+// than Config.ReattestInterval, drains those that fail and evicts those
+// drained for Config.EvictAfter, until ctx is done.
+func (g *Gateway) reattestLoop(ctx context.Context) {
+	tick := time.NewTicker(min(g.cfg.ReattestInterval/4, 5*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		g.ReattestDue(ctx)
+	}
+}
+
+// ReattestDue runs one round of the re-attestation loop now: it challenges
+// every worker due, drains failures and evicts workers drained too long.
+// Tests and operators call it to avoid waiting for the loop.
+func (g *Gateway) ReattestDue(ctx context.Context) {
+	now := g.cfg.Now()
+	sem := make(chan struct{}, reattestParallel)
+	var wg sync.WaitGroup
+	for _, w := range g.reg.all() {
+		at, ok := g.reg.snapshot(w.id)
+		if !ok {
+			continue
+		}
+		if at.state == stateDraining && !at.drainedAt.IsZero() && now.Sub(at.drainedAt) >= g.cfg.EvictAfter {
+			g.evict(ctx, w.id, at)
+			continue
+		}
+		due := now.Sub(at.attestedAt) >= g.cfg.ReattestInterval || at.verified == nil
+		if !due || !w.reattesting.CompareAndSwap(false, true) {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			w.reattesting.Store(false)
+			wg.Wait()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem; w.reattesting.Store(false) }()
+			g.reattest(ctx, w.id, at)
+		}()
+	}
+	wg.Wait()
+	g.updateWorkerGauges()
+}
+
+// reattest sends one worker a fresh challenge and admits the evidence it
+// answers with, or drains it.
+func (g *Gateway) reattest(ctx context.Context, id string, at workerAt) {
+	log := g.log.With(slog.String("worker", id))
+	err := g.challengeWorker(ctx, id, at)
+	if err == nil {
+		g.metrics.Reattested("ok")
+		log.DebugContext(ctx, "worker re-attested")
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	g.metrics.Reattested("failed")
+	log.WarnContext(ctx, "re-attestation failed", slog.Any("err", err))
+	if at.state == stateDraining {
+		return
+	}
+	now := g.cfg.Now()
+	if err := g.store.SetWorkerState(ctx, id, stateDraining, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		log.ErrorContext(ctx, "recording drain", slog.Any("err", err))
+	}
+	if g.reg.setState(id, stateDraining, now) {
+		g.metrics.Drained("reattestation_failed")
+		log.WarnContext(ctx, "worker drained: no new requests; in-flight ones finish", slog.Duration("evict_after", g.cfg.EvictAfter))
+	}
+}
+
+// challengeWorker does the exchange: challenge out, attestation back,
+// admission.
+func (g *Gateway) challengeWorker(ctx context.Context, id string, at workerAt) error {
+	ch, err := g.newChallenge(false)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ReattestTimeout)
+	defer cancel()
+	var att proto.Attestation
+	if err := g.callWorker(ctx, at, proto.PathAttest, ch, &att); err != nil {
+		return err
+	}
+	b, err := proto.ParseBundle(att.Bundle)
+	if err != nil {
+		return fmt.Errorf("attestation: %w", err)
+	}
+	if !bytes.Equal(b.Nonce[:], ch.Nonce) {
+		return errors.New("attestation: the bundle binds another nonce than the challenge's")
+	}
+	next := at
+	next.verified, next.attestedAt = nil, time.Time{}
+	_, err = g.admit(ctx, id, next, att.Bundle, att.Endorsement, g.cfg.Now())
+	return err
+}
+
+// callWorker posts in as JSON to a worker's path over its pinned client
+// and decodes its JSON answer into out, bounded.
+func (g *Gateway) callWorker(ctx context.Context, at workerAt, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(at.url, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := at.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxWorkerJSON+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxWorkerJSON {
+		return fmt.Errorf("worker answer over %d bytes", maxWorkerJSON)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e proto.ErrorResponse
+		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
+			return fmt.Errorf("worker answered %d %s", resp.StatusCode, e.Error.Code)
+		}
+		return fmt.Errorf("worker answered status %d", resp.StatusCode)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("worker answer: %w", err)
+	}
+	return nil
+}
+
+// evict deletes a worker drained for Config.EvictAfter.
+func (g *Gateway) evict(ctx context.Context, id string, at workerAt) {
+	if _, err := g.store.DeleteWorker(ctx, id, g.cfg.Now()); err != nil {
+		g.log.ErrorContext(ctx, "evicting worker", slog.String("worker", id), slog.Any("err", err))
+		return
+	}
+	g.reg.remove(id)
+	g.metrics.Evicted(id)
+	g.log.WarnContext(ctx, "worker evicted: drained too long", slog.String("worker", id), slog.Time("drained_at", at.drainedAt))
+}
+
+// updateWorkerGauges publishes the count of workers by state.
+func (g *Gateway) updateWorkerGauges() {
+	active, draining := 0, 0
+	for _, w := range g.reg.all() {
+		at, _ := g.reg.snapshot(w.id)
+		switch {
+		case at.state == stateDraining:
+			draining++
+		case at.verified != nil:
+			active++
+		}
+	}
+	g.metrics.SetWorkers(active, draining)
+}
+
+// syncLoop reloads what other replicas changed in the store, every
+// Config.SyncInterval, until ctx is done.
+func (g *Gateway) syncLoop(ctx context.Context) {
+	tick := time.NewTicker(g.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := g.Sync(ctx); err != nil && ctx.Err() == nil {
+			g.log.WarnContext(ctx, "syncing the registry from the store", slog.Any("err", err))
+		}
+	}
+}
+
+// Sync reloads workers, deletions and pools changed in the store since the
+// last sync: another replica's enrollments, drains and evictions.
+func (g *Gateway) Sync(ctx context.Context) error {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	now := g.cfg.Now()
+	// Overlap the window a little: a write committed with an UpdatedAt
+	// just before the last sync's time may have become visible after it.
+	since := g.syncedAt.Add(-2 * g.cfg.SyncInterval)
+	changed, err := g.store.WorkersUpdatedSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	deleted, err := g.store.DeletedWorkersSince(ctx, since)
+	if err != nil {
+		return err
+	}
+	pools, err := g.store.Pools(ctx)
+	if err != nil {
+		return err
+	}
+	g.reg.setPools(pools)
+	for _, id := range deleted {
+		g.reg.remove(id)
+	}
+	g.regMu.Lock()
+	for _, sw := range changed {
+		cur, ok := g.reg.snapshot(sw.ID)
+		if ok && cur.bundleHash == sw.BundleHash && cur.state == sw.State {
+			continue
+		}
+		g.reg.admit(sw.ID, g.atOf(ctx, sw, now))
+	}
+	g.regMu.Unlock()
+	if len(changed) > 0 {
+		keys, err := g.store.Keys(ctx)
+		if err != nil {
+			return err
+		}
+		g.reg.restoreKeys(keys, now)
+	}
+	g.syncedAt = now
+	return nil
+}
