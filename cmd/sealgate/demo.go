@@ -39,13 +39,13 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer network.Close()
-	fmt.Printf("started gateway at %s and %d workers on loopback (%v)\n", network.GatewayURL, len(network.Workers), time.Since(start).Round(time.Millisecond))
+	fmt.Printf("started gateway at %s (TLS, self-signed development certificate) and %d workers on loopback (%v)\n", network.GatewayURL, len(network.Workers), time.Since(start).Round(time.Millisecond))
 	for i, a := range network.WorkerAddrs {
-		fmt.Printf("  worker sim-worker-%d at %s\n", i+1, a)
+		fmt.Printf("  worker sim-worker-%d at https://%s, enrolled by %s, mutual TLS with the gateway\n", i+1, a, network.Providers[i%len(network.Providers)])
 	}
 
 	pol := policy.InsecureSimulated()
-	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, K: 2})
+	c, err := client.New(network.ClientConfig(client.Config{Policy: pol, K: 2}))
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\nclient verified each candidate's evidence itself under policy %q:\n", pol.Name)
 	for _, w := range workers {
-		fmt.Printf("  %-13s tee=%s measurement=%s… evidence=%s… made %s\n", w.ID, w.Kind, w.Measurement[:16], w.BundleHash[:16], w.EvidenceTime.Format(time.RFC3339))
+		fmt.Printf("  %-13s tee=%s measurement=%s… evidence=%s… made %s, endorsed by %s\n", w.ID, w.Kind, w.Measurement[:16], w.BundleHash[:16], w.EvidenceTime.Format(time.RFC3339), w.ProviderID)
 	}
 	for _, r := range refused {
 		fmt.Printf("  %-13s REFUSED: %v\n", r.WorkerID, r.Err)

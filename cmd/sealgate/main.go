@@ -71,7 +71,7 @@ func run(args []string) int {
 	var err error
 	switch args[0] {
 	case "gateway":
-		err = runGateway(ctx, args[1:])
+		err = runGateway(ctx, args[1:], os.Getenv)
 	case "summarize":
 		err = runSummarize(ctx, args[1:])
 	case "translate":

@@ -80,6 +80,7 @@ func TestCLIScripted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer network.Close()
+	cred, ca := networkFiles(t, network)
 	gw := network.GatewayURL
 	doc := filepath.Join(t.TempDir(), "doc.txt")
 	if err := os.WriteFile(doc, []byte(devnet.SampleDocument), 0o600); err != nil {
@@ -99,22 +100,22 @@ func TestCLIScripted(t *testing.T) {
 		{name: "no command", wantCode: 2, wantStderr: "usage: sealgate"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 		{name: "version", args: []string{"version"}, wantStdout: "sealgate "},
-		{name: "summarize a file", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-sentences", "2", doc},
+		{name: "summarize a file", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "-sentences", "2", doc},
 			wantStdout: "patient records", wantStderr: "INSECURE"},
-		{name: "summarize stdin", stdin: devnet.SampleDocument, args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-"},
+		{name: "summarize stdin", stdin: devnet.SampleDocument, args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "-"},
 			wantStdout: "confidential computing"},
-		{name: "default policy refuses simulated workers", args: []string{"summarize", "-gateway", gw, doc},
+		{name: "default policy refuses simulated workers", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, doc},
 			wantCode: 3, wantStderr: "allow_simulated"},
-		{name: "gateway unreachable", args: []string{"summarize", "-gateway", "http://127.0.0.1:1", "-insecure-allow-simulated", doc},
+		{name: "gateway unreachable", args: []string{"summarize", "-gateway", "https://127.0.0.1:1", "-credential-file", cred, "-insecure-allow-simulated", doc},
 			wantCode: 1, wantStderr: "listing candidates"},
-		{name: "empty input", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", empty},
+		{name: "empty input", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", empty},
 			wantCode: 1, wantStderr: "input is empty"},
-		{name: "missing file", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "/nonexistent/doc.txt"},
+		{name: "missing file", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "/nonexistent/doc.txt"},
 			wantCode: 1, wantStderr: "no such file"},
-		{name: "two files", args: []string{"summarize", "-gateway", gw, doc, doc}, wantCode: 2, wantStderr: "one input file"},
-		{name: "bad ratio travels sealed", args: []string{"summarize", "-gateway", gw, "-insecure-allow-simulated", "-ratio", "7", doc},
+		{name: "two files", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, doc, doc}, wantCode: 2, wantStderr: "one input file"},
+		{name: "bad ratio travels sealed", args: []string{"summarize", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "-ratio", "7", doc},
 			wantCode: 5, wantStderr: "ratio"},
-		{name: "translate needs languages", args: []string{"translate", "-gateway", gw, doc}, wantCode: 2, wantStderr: "-from and -to"},
+		{name: "translate needs languages", args: []string{"translate", "-gateway", gw, "-credential-file", cred, "-gateway-ca", ca, doc}, wantCode: 2, wantStderr: "-from and -to"},
 		{name: "gateway flags conflict", args: []string{"gateway", "-policy", "p.json", "-insecure-allow-simulated"}, wantCode: 2, wantStderr: "exclusive"},
 		{name: "bad flag", args: []string{"summarize", "-nope"}, wantCode: 2, wantStderr: "flag provided but not defined"},
 	}
@@ -140,7 +141,8 @@ func TestCLIJSONNamesTheVerifiedWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer network.Close()
-	r := sealgate(t, devnet.SampleDocument, "summarize", "-gateway", network.GatewayURL, "-insecure-allow-simulated", "-json", "-sentences", "3")
+	cred, ca := networkFiles(t, network)
+	r := sealgate(t, devnet.SampleDocument, "summarize", "-gateway", network.GatewayURL, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "-json", "-sentences", "3")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
@@ -169,7 +171,8 @@ func TestCLITranslate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer network.Close()
-	r := sealgate(t, "The house is red.", "translate", "-gateway", network.GatewayURL, "-insecure-allow-simulated", "-from", "en", "-to", "es")
+	cred, ca := networkFiles(t, network)
+	r := sealgate(t, "The house is red.", "translate", "-gateway", network.GatewayURL, "-credential-file", cred, "-gateway-ca", ca, "-insecure-allow-simulated", "-from", "en", "-to", "es")
 	switch {
 	case lookErr != nil && (r.code != 5 || !strings.Contains(r.stderr, "apertium-eng-spa")):
 		t.Fatalf("exit %d stderr %q, want exit 5 naming apertium-eng-spa", r.code, r.stderr)
@@ -247,7 +250,8 @@ func TestCLIAttest(t *testing.T) {
 func startGateway(t *testing.T, dir string) (string, func()) {
 	t.Helper()
 	cmd := exec.Command(binary, "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"),
-		"-anchor-key-file", filepath.Join(dir, "anchor.key"), "-insecure-allow-simulated")
+		"-anchor-key-file", filepath.Join(dir, "anchor.key"), "-admin-credential-file", filepath.Join(dir, "admin.cred"),
+		"-dev-tls-dir", filepath.Join(dir, "tls"), "-insecure-allow-simulated")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +294,8 @@ func TestCLIGatewayKeepsItsAnchorKey(t *testing.T) {
 		t.Fatalf("anchor public key %q after restart, want %q", second, first)
 	}
 	os.WriteFile(filepath.Join(dir, "anchor.key"), []byte("not a key\n"), 0o600)
-	r := sealgate(t, "", "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"), "-anchor-key-file", filepath.Join(dir, "anchor.key"))
+	r := sealgate(t, "", "gateway", "-listen", "127.0.0.1:0", "-db", filepath.Join(dir, "gw.db"), "-anchor-key-file", filepath.Join(dir, "anchor.key"),
+		"-admin-credential-file", filepath.Join(dir, "admin.cred"), "-dev-tls-dir", filepath.Join(dir, "tls"))
 	if r.code != 1 || !strings.Contains(r.stderr, "base64 Ed25519 seed") {
 		t.Fatalf("corrupt key file: exit %d, stderr %q", r.code, r.stderr)
 	}
@@ -362,4 +367,19 @@ func TestCLIInspectGPU(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "gpu 0           SPDM report") || !strings.Contains(r.stdout, "cc mode true") {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// networkFiles writes the devnet's tenant credential and gateway
+// certificate to files, as a user of the CLI would hold them.
+func networkFiles(t *testing.T, network *devnet.Network) (cred, ca string) {
+	t.Helper()
+	dir := t.TempDir()
+	cred, ca = filepath.Join(dir, "tenant.cred"), filepath.Join(dir, "gateway.pem")
+	if err := os.WriteFile(cred, []byte(network.TenantCredential+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, network.GatewayCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cred, ca
 }

@@ -1,15 +1,23 @@
 // Package devnet runs a whole sealgate network in one process on loopback
-// sockets: a gateway with its SQLite store and workers on the simulated
-// TEE. It backs `sealgate demo` and the end-to-end tests.
+// sockets: a gateway with its SQLite store, serving TLS with a
+// self-signed development certificate; two providers with endorsement
+// keys; a tenant; and workers on the simulated TEE, enrolled by the
+// providers and reached over mutual TLS. It backs `sealgate demo` and the
+// end-to-end tests.
 //
 // INSECURE: the workers use the simulated TEE and the gateway admits them
 // under policy.InsecureSimulated. Nothing here is for production.
 package devnet
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +30,11 @@ import (
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/client"
 	"github.com/sealgate/sealgate/enclave"
 	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/internal/tlspin"
+	"github.com/sealgate/sealgate/proto"
 )
 
 // Config configures a Network. Only Dir is required.
@@ -57,6 +68,15 @@ type Config struct {
 	// RegisterTimeout bounds the wait for every worker to register. Zero
 	// means 30 seconds.
 	RegisterTimeout time.Duration
+	// InsecurePlainHTTP runs every link in plain HTTP, so that a tap on a
+	// connection sees exactly the bytes the gateway handles. INSECURE:
+	// credentials travel in clear; tests only.
+	InsecurePlainHTTP bool
+	// Database, when set, is the gateway's store (a postgres:// DSN, say)
+	// instead of a SQLite file in Dir.
+	Database string
+	// Gateway, when set, edits the gateway's Config before it starts.
+	Gateway func(*gateway.Config)
 }
 
 // Network is a running gateway and its workers.
@@ -71,6 +91,18 @@ type Network struct {
 	Gateway *gateway.Gateway
 	// AnchorKey is the gateway's time-anchor key, for clients to pin.
 	AnchorKey ed25519.PublicKey
+	// GatewayCA is the PEM of the gateway's self-signed certificate, for
+	// clients to trust; nil with Config.InsecurePlainHTTP.
+	GatewayCA []byte
+	// AdminCredential and TenantCredential are the operator's and the
+	// tenant "devnet-tenant"'s credentials.
+	AdminCredential  string
+	TenantCredential string
+	// Providers are the providers' ids, in the order workers alternate
+	// between them.
+	Providers []string
+	// plain records Config.InsecurePlainHTTP.
+	plain bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -106,13 +138,39 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	if cfg.AdmissionPolicy == nil {
 		cfg.AdmissionPolicy = policy.InsecureSimulated()
 	}
-	gw, err := gateway.New(runCtx, gateway.Config{
-		DBPath:          filepath.Join(cfg.Dir, "gateway.db"),
-		AdmissionPolicy: cfg.AdmissionPolicy,
-		VerifyOptions:   cfg.VerifyOptions,
-		Now:             cfg.Now,
-		Logger:          cfg.Logger.With(slog.String("component", "gateway")),
-	})
+	n.plain = cfg.InsecurePlainHTTP
+	n.AdminCredential = gateway.NewCredential(proto.CredentialAdmin)
+	gcfg := gateway.Config{
+		Database:             cfg.Database,
+		AdmissionPolicy:      cfg.AdmissionPolicy,
+		VerifyOptions:        cfg.VerifyOptions,
+		Now:                  cfg.Now,
+		Logger:               cfg.Logger.With(slog.String("component", "gateway")),
+		AdminCredentialHash:  gateway.HashCredential(n.AdminCredential),
+		InsecurePlainHTTP:    cfg.InsecurePlainHTTP,
+		InsecurePlainWorkers: cfg.InsecurePlainHTTP,
+	}
+	if gcfg.Database == "" {
+		gcfg.Database = filepath.Join(cfg.Dir, "gateway.db")
+	}
+	var gatewayTLS *tls.Config
+	if !cfg.InsecurePlainHTTP {
+		// TLS checks certificates at the wall clock, whatever cfg.Now says.
+		cert, err := tlspin.SelfSigned(nil, time.Now(), 24*time.Hour)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("devnet: gateway certificate: %w", err)
+		}
+		gcfg.TLSCertificate = &cert
+		n.GatewayCA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+		pool := x509.NewCertPool()
+		pool.AddCert(cert.Leaf)
+		gatewayTLS = tlspin.TrustConfig(pool)
+	}
+	if cfg.Gateway != nil {
+		cfg.Gateway(&gcfg)
+	}
+	gw, err := gateway.New(runCtx, gcfg)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -125,8 +183,39 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		gw.Close()
 		return nil, err
 	}
-	n.GatewayURL = "http://" + gln.Addr().String()
+	n.GatewayURL = "https://" + gln.Addr().String()
+	if cfg.InsecurePlainHTTP {
+		n.GatewayURL = "http://" + gln.Addr().String()
+	}
 	n.goRun(func() error { return gw.Serve(runCtx, gln) })
+
+	// Accounts, through the domain: two providers with endorsement keys,
+	// and one tenant.
+	type provider struct {
+		cred string
+		key  ed25519.PrivateKey
+	}
+	var providers []provider
+	for _, id := range []string{"devnet-provider-a", "devnet-provider-b"} {
+		acct, err := gw.CreateAccount(ctx, n.AdminCredential, "provider", proto.NewAccount{ID: id})
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("devnet: creating provider %s: %w", id, err)
+		}
+		pub, key, _ := ed25519.GenerateKey(rand.Reader)
+		if _, err := gw.SetProviderKey(ctx, acct.Credential, proto.ProviderKey{PublicKey: pub}); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("devnet: registering provider %s's key: %w", id, err)
+		}
+		providers = append(providers, provider{cred: acct.Credential, key: key})
+		n.Providers = append(n.Providers, id)
+	}
+	tenant, err := gw.CreateAccount(ctx, n.AdminCredential, "tenant", proto.NewAccount{ID: "devnet-tenant"})
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("devnet: creating the tenant: %w", err)
+	}
+	n.TenantCredential = tenant.Credential
 
 	for i := range cfg.Workers {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -135,7 +224,11 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			return nil, err
 		}
 		addr := ln.Addr().String()
-		advertise := "http://" + addr
+		scheme := "https://"
+		if cfg.InsecurePlainHTTP {
+			scheme = "http://"
+		}
+		advertise := scheme + addr
 		if cfg.WorkerAdvertise != nil {
 			advertise = cfg.WorkerAdvertise(i, addr)
 		}
@@ -143,14 +236,21 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		if cfg.Evidence != nil {
 			ev = cfg.Evidence(i)
 		}
+		p := providers[i%len(providers)]
 		w, err := enclave.New(enclave.Config{
-			ID:           fmt.Sprintf("%s-worker-%d", ev.Kind(), i+1),
-			GatewayURL:   n.GatewayURL,
-			AdvertiseURL: advertise,
-			Evidence:     ev,
-			Now:          cfg.Now,
-			Logger:       cfg.Logger.With(slog.String("component", "worker")),
-			KeyLog:       cfg.KeyLog,
+			ID:                fmt.Sprintf("%s-worker-%d", ev.Kind(), i+1),
+			GatewayURL:        n.GatewayURL,
+			AdvertiseURL:      advertise,
+			Credential:        p.cred,
+			ProviderKey:       p.key,
+			GatewayTLS:        gatewayTLS,
+			InsecurePlainHTTP: cfg.InsecurePlainHTTP,
+			Region:            "local",
+			Evidence:          ev,
+			Now:               cfg.Now,
+			ReattestInterval:  cmp.Or(gcfg.ReattestInterval, gateway.DefaultReattestInterval),
+			Logger:            cfg.Logger.With(slog.String("component", "worker")),
+			KeyLog:            cfg.KeyLog,
 		})
 		if err != nil {
 			ln.Close()
@@ -178,6 +278,20 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		}
 	}
 	return n, nil
+}
+
+// ClientConfig returns c with what a client of this network needs: the
+// gateway's URL, the tenant's credential, and trust in the gateway's
+// development certificate (or, with Config.InsecurePlainHTTP, plain
+// HTTP).
+func (n *Network) ClientConfig(c client.Config) client.Config {
+	c.GatewayURL, c.Credential = n.GatewayURL, n.TenantCredential
+	if n.plain {
+		c.InsecurePlainHTTP = true
+	} else {
+		c.GatewayCA = n.GatewayCA
+	}
+	return c
 }
 
 func (n *Network) goRun(f func() error) {

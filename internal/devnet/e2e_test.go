@@ -114,7 +114,9 @@ func TestEndToEndGatewaySeesNoSecrets(t *testing.T) {
 	}()
 	var tapErr error
 	network, err := devnet.Start(ctx, devnet.Config{
-		Dir: dir, Workers: 2, Logger: logger, KeyLog: &keys,
+		// Plain HTTP on every link, so that the taps see exactly what
+		// the gateway handles rather than TLS records.
+		Dir: dir, Workers: 2, Logger: logger, KeyLog: &keys, InsecurePlainHTTP: true,
 		WorkerAdvertise: func(i int, addr string) string {
 			tp, err := tap.New(addr)
 			if err != nil {
@@ -139,7 +141,9 @@ func TestEndToEndGatewaySeesNoSecrets(t *testing.T) {
 	taps = append(taps, clientTap)
 
 	var clientKeys lockedBuffer
-	c, err := client.New(client.Config{GatewayURL: "http://" + clientTap.Addr, Policy: policy.InsecureSimulated(), K: 2, KeyLog: &clientKeys})
+	cc := network.ClientConfig(client.Config{Policy: policy.InsecureSimulated(), K: 2, KeyLog: &clientKeys})
+	cc.GatewayURL = "http://" + clientTap.Addr
+	c, err := client.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +226,7 @@ func TestEndToEndPolicyRefusesSimulated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer network.Close()
-	c, err := client.New(client.Config{GatewayURL: network.GatewayURL}) // default policy: hardware only
+	c, err := client.New(network.ClientConfig(client.Config{})) // default policy: hardware only
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestEndToEndTDX(t *testing.T) {
 	}
 
 	// Without the gateway's anchor key pinned, the evidence's age is unknown.
-	unanchored, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: roots})
+	unanchored, _ := client.New(network.ClientConfig(client.Config{Policy: pol, AttestationOptions: roots}))
 	_, err = unanchored.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
 	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeStale {
 		t.Fatalf("err = %v, want a stale refusal without a pinned anchor key", err)
@@ -69,7 +69,7 @@ func TestEndToEndTDX(t *testing.T) {
 
 	// A client policy naming another TD refuses both workers.
 	strict := tdxPolicy(tdxtest.Measurement("another td"))
-	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: strict, AttestationOptions: clientOpts})
+	refusing, _ := client.New(network.ClientConfig(client.Config{Policy: strict, AttestationOptions: clientOpts}))
 	_, err = refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
 	var ae *attestation.Error
 	if !errors.Is(err, client.ErrNoCandidate) || !errors.As(err, &ae) || ae.Code != attestation.CodePolicy || ae.Field != "mrtd" {
@@ -152,7 +152,7 @@ func TestEndToEndSNP(t *testing.T) {
 	}
 	// A client pinning AMD's real roots refuses the fixture chain.
 	amd := attestation.Options{AnchorKeys: clientOpts.AnchorKeys}
-	refusing, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: amd})
+	refusing, _ := client.New(network.ClientConfig(client.Config{Policy: pol, AttestationOptions: amd}))
 	_, err := refusing.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
 	if attestation.CodeOf(firstRefusal(t, err)) != attestation.CodeChain {
 		t.Fatalf("err = %v, want a chain refusal under AMD's roots", err)
@@ -175,7 +175,7 @@ func hardwareRun(t *testing.T, ctx context.Context, pol *policy.Policy, roots at
 	t.Cleanup(func() { network.Close() })
 	clientOpts := roots
 	clientOpts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
-	c, err := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: clientOpts})
+	c, err := client.New(network.ClientConfig(client.Config{Policy: pol, AttestationOptions: clientOpts}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestEndToEndGPU(t *testing.T) {
 			defer network.Close()
 			opts := roots
 			opts.AnchorKeys = []ed25519.PublicKey{network.AnchorKey}
-			c, _ := client.New(client.Config{GatewayURL: network.GatewayURL, Policy: pol, AttestationOptions: opts})
+			c, _ := client.New(network.ClientConfig(client.Config{Policy: pol, AttestationOptions: opts}))
 			_, err = c.Summarize(ctx, "One sentence. Two sentences.", client.SummarizeOptions{})
 			var ae *attestation.Error
 			if !errors.As(firstRefusal(t, err), &ae) || ae.Code != tt.wantCode || !strings.Contains(ae.Field, tt.wantField) {
