@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -53,6 +54,10 @@ func (g *Gateway) Evidence(ctx context.Context, cred string, req proto.EvidenceR
 	var ev proto.Evidence
 	start := time.Now()
 	if err := g.callWorker(ctx, at, proto.PathQuote, proto.EvidenceRequest{Nonce: req.Nonce}, &ev); err != nil {
+		var busy *workerBusy
+		if errors.As(err, &busy) {
+			return proto.Evidence{}, &api.Error{Code: api.Overloaded, Message: "the worker is busy making other evidence", RetryAfter: busy.retryAfter, Err: err}
+		}
 		g.log.WarnContext(ctx, "strict-mode evidence failed", slog.String("worker", req.WorkerID), slog.Any("err", err))
 		return proto.Evidence{}, api.Wrap(api.UpstreamFailed, "the worker did not answer with evidence", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -116,7 +117,22 @@ func (g *Gateway) challengeWorker(ctx context.Context, id string, at workerAt) e
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ReattestTimeout)
 	defer cancel()
 	var att proto.Attestation
-	if err := g.callWorker(ctx, at, proto.PathAttest, ch, &att); err != nil {
+	for try := 0; ; try++ {
+		err = g.callWorker(ctx, at, proto.PathAttest, ch, &att)
+		var busy *workerBusy
+		if err == nil || !errors.As(err, &busy) || try == 2 {
+			break
+		}
+		// A worker busy with another attestation (or its own
+		// enrollment) says when to come back; the timeout still bounds
+		// the whole exchange.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(busy.retryAfter, 2*time.Second)):
+		}
+	}
+	if err != nil {
 		return err
 	}
 	b, err := proto.ParseBundle(att.Bundle)
@@ -157,6 +173,10 @@ func (g *Gateway) callWorker(ctx context.Context, at workerAt, path string, in, 
 	if len(data) > maxWorkerJSON {
 		return fmt.Errorf("worker answer over %d bytes", maxWorkerJSON)
 	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return &workerBusy{retryAfter: time.Duration(max(ra, 1)) * time.Second}
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e proto.ErrorResponse
 		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
@@ -170,6 +190,13 @@ func (g *Gateway) callWorker(ctx context.Context, at workerAt, path string, in, 
 		return fmt.Errorf("worker answer: %w", err)
 	}
 	return nil
+}
+
+// workerBusy is a worker's 503: busy, or not ready yet.
+type workerBusy struct{ retryAfter time.Duration }
+
+func (e *workerBusy) Error() string {
+	return fmt.Sprintf("worker busy (503, retry after %v)", e.retryAfter)
 }
 
 // evict deletes a worker drained for Config.EvictAfter.

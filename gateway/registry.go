@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"math/rand/v2"
 	"net/http"
@@ -121,6 +122,13 @@ func (r *registry) admit(id string, at workerAt) *worker {
 	defer r.mu.Unlock()
 	w := r.workerLocked(id)
 	at.pool = w.at.pool
+	if old := w.at.client; old != nil && old != at.client {
+		if bytes.Equal(w.at.tlsPin, at.tlsPin) {
+			at.client = old // keep the pooled connections
+		} else {
+			old.CloseIdleConnections()
+		}
+	}
 	w.at = at
 	if at.verified != nil {
 		for _, k := range at.verified.HPKEKeys() {
