@@ -128,7 +128,7 @@ func newEnv(t *testing.T, edit ...func(*gateway.Config)) *env {
 		f(&e.cfg)
 	}
 	tc := tlspin.PinOnlyTrustConfig(tlspin.PinOf(cert.Leaf))
-	e.client = &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: tc, ForceAttemptHTTP2: true}}
+	e.client = &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: tc}}
 	e.start()
 	if e.cfg.AdminCredentialHash == gateway.HashCredential(e.admin) {
 		e.provider = e.newProvider("p1")
