@@ -71,7 +71,7 @@ type Config struct {
 	// the gateway's setting. The worker no longer re-registers on its own
 	// schedule: if no challenge succeeds within twice this interval, it
 	// assumes the gateway lost it (a restart, a missed challenge) and
-	// enrolls again. Zero means 5 minutes.
+	// enrolls again. Zero means 3 minutes, the gateway's default.
 	ReattestInterval time.Duration
 	// MaxConcurrent bounds requests served at once; more get 503 and the
 	// gateway fails over. The registration advertises it as the worker's
@@ -253,7 +253,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.ReattestInterval == 0 {
-		cfg.ReattestInterval = 5 * time.Minute
+		cfg.ReattestInterval = 3 * time.Minute
 	}
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 8

@@ -73,7 +73,7 @@ func run(args []string) error {
 	simulated := fs.Bool("insecure-simulated-tee", false, "INSECURE: allow -tee sim, the simulated TEE")
 	plainHTTP := fs.Bool("insecure-plain-http", false, "INSECURE: serve plain HTTP without mutual TLS, to anyone (tests and benchmarks only)")
 	gpus := fs.Bool("gpus", false, "also collect every GPU's confidential-computing evidence through NVML (needs a build with -tags nvml)")
-	reattest := fs.Duration("reattest", 5*time.Minute, "interval the gateway re-challenges this worker at (must match the gateway's); the worker enrolls again after twice this without a challenge")
+	reattest := fs.Duration("reattest", 3*time.Minute, "interval the gateway re-challenges this worker at (must match the gateway's); the worker enrolls again after twice this without a challenge")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
