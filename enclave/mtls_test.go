@@ -51,7 +51,7 @@ func TestEnrollOverMutualTLS(t *testing.T) {
 	if pins := w.gatewayPinList(); len(pins) != 1 || pins[0] != tlspin.PinOf(gwCert.Leaf) {
 		t.Fatalf("gateway pins %v, want the gateway certificate's", pins)
 	}
-	if watch.d != 2*5*time.Minute {
+	if watch.d != 2*3*time.Minute {
 		t.Fatalf("watchdog armed for %v, want twice the default re-attestation interval", watch.d)
 	}
 
