@@ -60,7 +60,8 @@
 //     capacity.
 //   - Routing. Among a request's candidates that route to active workers
 //     with a closed (or probing) circuit breaker and spare capacity, the
-//     first attempt goes to the better of two picked at random
+//     tenant's own pool nodes come first; the first attempt goes to the
+//     better of two picked at random (among the pool nodes, if any)
 //     (outstanding requests over advertised capacity), and failover tries
 //     the rest least loaded first. A worker that fails before its first
 //     response byte is skipped and counts against its breaker; after the

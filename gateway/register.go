@@ -158,6 +158,7 @@ func (g *Gateway) admit(ctx context.Context, id string, at workerAt, bundle, end
 	}
 	g.reg.prune(now)
 	g.metrics.Admitted(v.Kind())
+	g.updateWorkerGauges()
 
 	attrs := []any{
 		slog.String("kind", v.Kind()), slog.String("policy", v.PolicyName()),

@@ -348,7 +348,8 @@ func (r *registry) usableLocked(w *worker, tenant string, now time.Time) (ok boo
 // route maps a request's candidate key ids to workers tenant may use now.
 // Unknown, expired, drained, open-breaker and full workers are skipped,
 // and a worker named by several keys is kept once, at its first position.
-// The first is the better of two picked at random; the rest follow least
+// The tenant's own pool nodes come first. The first is the better of two
+// picked at random (among the pool nodes, if any); the rest follow least
 // loaded first. It reports whether any candidate was left out only for
 // want of capacity.
 func (r *registry) route(cands []proto.Candidate, tenant string, now time.Time) (out []candidate, full bool) {
@@ -381,7 +382,20 @@ func (r *registry) route(cands []proto.Candidate, tenant string, now time.Time) 
 			index: i, load: w.load(w.at.capacity), pool: p, slot: slot, unpooled: w.at.pool == nil,
 		})
 	}
-	twoChoices(out)
+	// The tenant's own pool nodes come first: they are reserved for it.
+	own := 0
+	for i := range out {
+		if out[i].pool != nil && !out[i].slot {
+			out[own], out[i] = out[i], out[own]
+			own++
+		}
+	}
+	if own > 0 {
+		twoChoices(out[:own])
+		sortByLoad(out[own:])
+	} else {
+		twoChoices(out)
+	}
 	return out, full
 }
 
@@ -395,8 +409,12 @@ func twoChoices(cs []candidate) {
 	if cs[1].load < cs[0].load {
 		cs[0], cs[1] = cs[1], cs[0]
 	}
-	rest := cs[1:]
-	slices.SortStableFunc(rest, func(a, b candidate) int {
+	sortByLoad(cs[1:])
+}
+
+// sortByLoad orders cs by load, keeping the order of equals.
+func sortByLoad(cs []candidate) {
+	slices.SortStableFunc(cs, func(a, b candidate) int {
 		switch {
 		case a.load < b.load:
 			return -1
