@@ -42,7 +42,7 @@ func (g *Gateway) Evidence(ctx context.Context, cred string, req proto.EvidenceR
 	var at workerAt
 	ok := false
 	if w != nil {
-		ok, _, _ = g.reg.usableLocked(w, p.ID, now)
+		ok, _, _, _ = g.reg.usableLocked(w, p.ID, now)
 		at = w.at
 	}
 	g.reg.mu.RUnlock()

@@ -64,7 +64,10 @@
 //     better of two picked at random (among the pool nodes, if any)
 //     (outstanding requests over advertised capacity), and failover tries
 //     the rest least loaded first. A worker that fails before its first
-//     response byte is skipped and counts against its breaker; after the
+//     response byte is skipped and counts against its breaker. A worker
+//     whose breaker is open is not listed; once its open interval is
+//     over, the next request sealed to it, or its next passed
+//     re-attestation, is the probe that closes it again. After the
 //     first byte there is no retry, and a broken stream ends the client's
 //     response without its final chunk, which the client detects. With
 //     no candidate able to take the request the answer is api.Overloaded

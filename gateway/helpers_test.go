@@ -665,3 +665,314 @@ func (e *env) relayInBackground(req *seal.Request, payload string) <-chan error 
 	}()
 	return done
 }
+
+// attestingWorker is a workerDouble that also answers the gateway's
+// re-attestation challenges (proto.PathAttest: it rotates its key and
+// returns evidence bound to the challenge, endorsed by its provider) and
+// strict-mode quotes (proto.PathQuote: evidence of its current keys bound
+// to the client's nonce), as sealgate-worker does. Served with mutual TLS
+// (newMTLSWorker), it presents its own self-signed certificate and serves
+// only clients presenting the gateway's certificate.
+type attestingWorker struct {
+	*workerDouble
+	endorser *providerDouble
+
+	failAttest atomic.Bool  // answer PathAttest with 500
+	wrongNonce atomic.Bool  // bind attestations to a nonce other than the challenge's
+	attests    atomic.Int32 // PathAttest calls received
+	quotes     atomic.Int32 // PathQuote calls received
+}
+
+// newAttestingWorker starts an attestingWorker on plain HTTP, endorsed by
+// p (nil means the env's p1).
+func newAttestingWorker(t *testing.T, e *env, id string, p *providerDouble) *attestingWorker {
+	t.Helper()
+	return e.startAttestingWorker(id, p, false)
+}
+
+// newMTLSWorker starts an attestingWorker that serves TLS and admits only
+// clients whose certificate is the gateway's (e.cert), pinned as
+// sealgate-worker pins it at enrollment. Its tlsPin and https URL go into
+// its registration.
+func newMTLSWorker(t *testing.T, e *env, id string, p *providerDouble) *attestingWorker {
+	t.Helper()
+	return e.startAttestingWorker(id, p, true)
+}
+
+func (e *env) startAttestingWorker(id string, p *providerDouble, mtls bool) *attestingWorker {
+	t := e.t
+	t.Helper()
+	if p == nil {
+		p = e.provider
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workerDouble{
+		t: t, id: id, clock: e.clock, signing: pub, capacity: 4, provider: p,
+		held: make(chan struct{}, 8), release: make(chan struct{}),
+	}
+	w.rotate()
+	a := &attestingWorker{workerDouble: w, endorser: p}
+	w.srv = httptest.NewUnstartedServer(http.HandlerFunc(a.route))
+	if mtls {
+		cert, err := tlspin.SelfSigned(nil, time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gatewayPin := tlspin.PinOf(e.cert.Leaf)
+		w.srv.TLS = tlspin.ServerConfig(cert, func() []tlspin.Pin { return []tlspin.Pin{gatewayPin} })
+		w.srv.StartTLS()
+		w.tlsPin = tlspin.PinOf(cert.Leaf).String()
+	} else {
+		w.srv.Start()
+	}
+	w.url = w.srv.URL
+	t.Cleanup(w.close)
+	return a
+}
+
+func (a *attestingWorker) route(rw http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == proto.PathAttest:
+		a.attest(rw, r)
+	case r.Method == http.MethodPost && r.URL.Path == proto.PathQuote:
+		a.quote(rw, r)
+	default:
+		a.serve(rw, r)
+	}
+}
+
+// attest answers a re-attestation challenge. It runs on the server's
+// goroutines, so it reports problems to the gateway, never to t.
+func (a *attestingWorker) attest(rw http.ResponseWriter, r *http.Request) {
+	a.attests.Add(1)
+	if a.failAttest.Load() {
+		http.Error(rw, "test double told to fail attestation", http.StatusInternalServerError)
+		return
+	}
+	var ch proto.Challenge
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&ch); err != nil {
+		http.Error(rw, "bad challenge", http.StatusBadRequest)
+		return
+	}
+	if len(ch.Nonce) != proto.NonceSize || proto.AnchoredNonce(ch.Anchor) != [proto.NonceSize]byte(ch.Nonce) {
+		http.Error(rw, "the challenge's nonce does not derive from its anchor", http.StatusBadRequest)
+		return
+	}
+	if err := a.rotateKey(); err != nil {
+		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	nonce, anchor := [proto.NonceSize]byte(ch.Nonce), ch.Anchor
+	if a.wrongNonce.Load() {
+		rand.Read(nonce[:])
+		anchor = nil
+	}
+	b, err := a.makeBundle(nonce, anchor)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(rw).Encode(proto.Attestation{Bundle: b, Endorsement: a.endorser.endorse(a.id, b)})
+}
+
+// quote answers a strict-mode evidence request with evidence of the
+// current keys bound to the client's nonce.
+func (a *attestingWorker) quote(rw http.ResponseWriter, r *http.Request) {
+	a.quotes.Add(1)
+	var req proto.EvidenceRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil || len(req.Nonce) != proto.NonceSize {
+		http.Error(rw, "bad evidence request", http.StatusBadRequest)
+		return
+	}
+	b, err := a.makeBundle([proto.NonceSize]byte(req.Nonce), nil)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(rw).Encode(proto.Evidence{Bundle: b})
+}
+
+// rotateKey is rotate without t: requests sealed to earlier keys still
+// open.
+func (a *attestingWorker) rotateKey() error {
+	k, err := seal.GenerateKey(suite.KEM)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := append(a.keys[:len(a.keys):len(a.keys)], k) // a copy: the old slice may be in use
+	op, err := seal.NewOpener(seal.OpenerConfig{Keys: keys, Now: a.clock.Now})
+	if err != nil {
+		return err
+	}
+	a.keys, a.opener = keys, op
+	return nil
+}
+
+// makeBundle is bundle without t, with an optional time anchor.
+func (a *attestingWorker) makeBundle(nonce [proto.NonceSize]byte, anchor []byte) ([]byte, error) {
+	b := proto.Bundle{Kind: policy.KindSim, Nonce: nonce, Anchor: anchor, Keys: proto.WorkerKeys{HPKE: []proto.HPKEKey{a.key()}, Signing: a.signing}}
+	b.Report = sim.NewDevice(sim.DeviceConfig{Now: a.clock.Now}).Report(b.ReportData())
+	return b.Marshal()
+}
+
+// doJSON sends v as JSON with credential cred and decodes a 2xx answer
+// into out (if not nil). It returns the response and its body.
+func (e *env) doJSON(cred, method, path string, v, out any) (*http.Response, []byte) {
+	e.t.Helper()
+	var body io.Reader
+	ct := ""
+	if v != nil {
+		b, err := json.Marshal(v)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, got := e.doAs(cred, method, path, ct, body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(got, out); err != nil {
+			e.t.Fatalf("%s %s: decoding %s: %v", method, path, got, err)
+		}
+	}
+	return resp, got
+}
+
+// wantError checks that resp is an error with status and code.
+func wantError(t *testing.T, what string, resp *http.Response, body []byte, status int, code string) {
+	t.Helper()
+	if resp.StatusCode != status || errorCode(body) != code {
+		t.Fatalf("%s: found %d %s, want %d %s", what, resp.StatusCode, body, status, code)
+	}
+}
+
+// listing returns the candidates for task listed to the tenant with
+// credential cred, as sent (max 0 means the gateway's default).
+func (e *env) listing(cred, task string, max int) []proto.CandidateInfo {
+	e.t.Helper()
+	path := proto.PathCandidates + "?task=" + task
+	if max > 0 {
+		path += fmt.Sprintf("&max=%d", max)
+	}
+	var list proto.CandidateList
+	resp, body := e.doJSON(cred, http.MethodGet, path, nil, &list)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("candidates: status %d: %s", resp.StatusCode, body)
+	}
+	return list.Candidates
+}
+
+// listedIDs returns the worker ids of cs, in order.
+func listedIDs(cs []proto.CandidateInfo) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.WorkerID
+	}
+	return out
+}
+
+// status returns /v1/status for a tenant credential, or /v1/admin/status
+// for the admin's.
+func (e *env) status(cred string) proto.Status {
+	e.t.Helper()
+	path := proto.PathStatus
+	if cred == e.admin {
+		path = proto.PathAdminStatus
+	}
+	var st proto.Status
+	resp, body := e.doJSON(cred, http.MethodGet, path, nil, &st)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("status: %d %s", resp.StatusCode, body)
+	}
+	return st
+}
+
+// workerStatus returns worker id as the admin status shows it, and
+// whether it is there.
+func (e *env) workerStatus(id string) (proto.WorkerStatus, bool) {
+	e.t.Helper()
+	for _, ws := range e.status(e.admin).Workers {
+		if ws.WorkerID == id {
+			return ws, true
+		}
+	}
+	return proto.WorkerStatus{}, false
+}
+
+// createPool creates a pool through the admin API.
+func (e *env) createPool(spec proto.PoolSpec) proto.PoolStatus {
+	e.t.Helper()
+	var ps proto.PoolStatus
+	resp, body := e.doJSON(e.admin, http.MethodPost, proto.PathAdminPools, spec, &ps)
+	if resp.StatusCode != http.StatusCreated {
+		e.t.Fatalf("create pool %s: status %d: %s", spec.ID, resp.StatusCode, body)
+	}
+	return ps
+}
+
+// relayRefused relays req as the tenant with credential cred and returns
+// the error status, code and Retry-After; it fails the test if the relay
+// succeeds.
+func (e *env) relayRefused(cred string, req *seal.Request) (status int, code, retryAfter string) {
+	e.t.Helper()
+	resp := e.relayAs(cred, req)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		e.t.Fatalf("relay: found 200, want a refusal")
+	}
+	return resp.StatusCode, errorCode(body), resp.Header.Get("Retry-After")
+}
+
+// relayOKAs is relayOK for the tenant with credential cred.
+func (e *env) relayOKAs(cred string, req *seal.Request, payload string, want *workerDouble) {
+	e.t.Helper()
+	saved := e.tenant
+	e.tenant = cred
+	defer func() { e.tenant = saved }()
+	e.relayOK(req, payload, want)
+}
+
+// relayInBackgroundAs is relayInBackground for the tenant with credential
+// cred.
+func (e *env) relayInBackgroundAs(cred string, req *seal.Request, payload string) <-chan error {
+	saved := e.tenant
+	e.tenant = cred
+	defer func() { e.tenant = saved }()
+	return e.relayInBackground(req, payload)
+}
+
+// metrics returns the gateway's /metrics page, fetched without a
+// credential.
+func (e *env) metrics() string {
+	e.t.Helper()
+	resp, body := e.doAs("", http.MethodGet, proto.PathMetrics, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("metrics: status %d: %s", resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+// metricValue returns the value of the sample of series (its name and
+// labels exactly as exposed, such as `x_total{reason="y"}`) on page, and
+// whether it is there.
+func metricValue(page, series string) (float64, bool) {
+	for _, line := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(line, series+" ")
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(rest, &v); err != nil {
+			return 0, false
+		}
+		return v, true
+	}
+	return 0, false
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealgate/sealgate/gateway/breaker"
 	"github.com/sealgate/sealgate/gateway/store"
 	"github.com/sealgate/sealgate/proto"
 )
@@ -72,7 +73,7 @@ func (g *Gateway) ReattestDue(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem; w.reattesting.Store(false) }()
-			g.reattest(ctx, w.id, at)
+			g.reattest(ctx, w, at)
 		}()
 	}
 	wg.Wait()
@@ -81,12 +82,20 @@ func (g *Gateway) ReattestDue(ctx context.Context) {
 
 // reattest sends one worker a fresh challenge and admits the evidence it
 // answers with, or drains it.
-func (g *Gateway) reattest(ctx context.Context, id string, at workerAt) {
+func (g *Gateway) reattest(ctx context.Context, w *worker, at workerAt) {
+	id := w.id
 	log := g.log.With(slog.String("worker", id))
 	err := g.challengeWorker(ctx, id, at)
 	if err == nil {
 		g.metrics.Reattested("ok")
 		log.DebugContext(ctx, "worker re-attested")
+		// A worker with an open breaker is not listed, so no request
+		// would ever probe it: an exchange that passed once the open
+		// interval is over is its probe.
+		if w.breaker.State() == breaker.Open && w.breaker.Allow() {
+			w.breaker.Success()
+			g.noteBreaker(w)
+		}
 		return
 	}
 	if ctx.Err() != nil {

@@ -326,28 +326,38 @@ type candidate struct {
 }
 
 // usable reports whether w may be listed or routed to tenant at now, and
-// which of tenant's pools the use counts against. r.mu is held.
-func (r *registry) usableLocked(w *worker, tenant string, now time.Time) (ok bool, p *pool, slot bool) {
+// which of tenant's pools the use counts against. When it may not, busy
+// reports that it is only for want of spare capacity (a lent node that is
+// full, or unpooled capacity held for other tenants' slots), so that a
+// later try may succeed. r.mu is held.
+func (r *registry) usableLocked(w *worker, tenant string, now time.Time) (ok bool, p *pool, slot, busy bool) {
 	at := &w.at
 	if at.verified == nil || at.state != stateActive || !at.verified.Expires().After(now) {
-		return false, nil, false
+		return false, nil, false, false
 	}
 	if at.pool != nil {
 		if at.pool.tenant == tenant {
-			return true, at.pool, false
+			return true, at.pool, false, false
 		}
 		// Another tenant's node: only if its pool lends and it has room.
-		return at.pool.lend && w.outstanding.Load() < int64(at.capacity), nil, false
+		if !at.pool.lend {
+			return false, nil, false, false
+		}
+		room := w.outstanding.Load() < int64(at.capacity)
+		return room, nil, false, !room
 	}
 	if sp := r.tenantSlotPoolLocked(tenant); sp != nil {
-		return true, sp, true
+		return true, sp, true, false
 	}
-	return r.unpooledFreeForOthersLocked() > 0 || len(r.slotPools) == 0, nil, false
+	free := r.unpooledFreeForOthersLocked() > 0 || len(r.slotPools) == 0
+	return free, nil, false, !free
 }
 
 // route maps a request's candidate key ids to workers tenant may use now.
-// Unknown, expired, drained, open-breaker and full workers are skipped,
-// and a worker named by several keys is kept once, at its first position.
+// Unknown, expired, drained and full workers are skipped, and a worker
+// named by several keys is kept once, at its first position. Workers with
+// an open breaker stay: the relay asks each breaker, so that one whose
+// open interval is over gets its probe.
 // The tenant's own pool nodes come first. The first is the better of two
 // picked at random (among the pool nodes, if any); the rest follow least
 // loaded first. It reports whether any candidate was left out only for
@@ -365,12 +375,9 @@ func (r *registry) route(cands []proto.Candidate, tenant string, now time.Time) 
 		if slices.ContainsFunc(out, func(o candidate) bool { return o.w == w }) {
 			continue
 		}
-		usable, p, slot := r.usableLocked(w, tenant, now)
+		usable, p, slot, busy := r.usableLocked(w, tenant, now)
 		if !usable {
-			full = full || (w.at.state == stateActive && w.at.verified != nil && w.at.verified.Expires().After(now))
-			continue
-		}
-		if w.breaker.State() == breaker.Open {
+			full = full || busy
 			continue
 		}
 		if w.outstanding.Load() >= int64(w.at.capacity) {
@@ -443,7 +450,7 @@ func (r *registry) listing(task, tenant string, n int, now time.Time) []proto.Ca
 		if !slices.Contains(w.at.tasks, task) {
 			continue
 		}
-		usable, p, slot := r.usableLocked(w, tenant, now)
+		usable, p, slot, _ := r.usableLocked(w, tenant, now)
 		if !usable || w.breaker.State() == breaker.Open {
 			continue
 		}
