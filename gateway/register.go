@@ -137,6 +137,7 @@ func (g *Gateway) admit(ctx context.Context, id string, at workerAt, bundle, end
 	}
 	at.providerKey, at.endorsement = ed25519.PublicKey(prov.SigningKey), slices.Clone(endorsement)
 	at.verified, at.bundleHash, at.attestedAt, at.state = v, v.BundleHash(), now, stateActive
+	at.drainedAt = time.Time{} // a drained worker that passes is active again
 	at.client = g.workerClient(at.tlsPin)
 
 	g.regMu.Lock()
