@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -381,4 +382,94 @@ func TestRestartKeepsAccountsPoolsAndWorkers(t *testing.T) {
 	e.relayOKAs(t2, e.seal(proto.TaskSummarize, "open", open.key()), "open", open)
 	late := newWorkerDouble(t, "late", e.clock)
 	e.register(late, proto.TaskSummarize)
+}
+
+// TestReplicasShareTheStore runs two gateways on one database, as
+// replicas on one PostgreSQL would: what one admits, drains, evicts or
+// reserves, the other routes by after a sync.
+func TestReplicasShareTheStore(t *testing.T) {
+	e := newEnv(t)
+	// The second replica shares the database and the clock; it has no
+	// admin credential, and its clients use the first's accounts.
+	e2 := newEnv(t, func(c *gateway.Config) {
+		c.Database, c.Now, c.AdminCredentialHash = e.cfg.Database, e.clock.Now, [32]byte{}
+	})
+	e2.clock, e2.provider, e2.tenant = e.clock, e.provider, e.tenant
+	t2 := e.newTenant("t2", proto.NewAccount{})
+
+	w := newAttestingWorker(t, e, "w", nil)
+	e.register(w.workerDouble, proto.TaskSummarize)
+	if err := e2.gw.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Enrolled through one, routable through the other, with the
+	// accounts created through the first.
+	e2.relayOK(e2.seal(proto.TaskSummarize, "via replica", w.key()), "via replica", w.workerDouble)
+	if got := listedIDs(e2.listing(t2, proto.TaskSummarize, 0)); !slices.Equal(got, []string{"w"}) {
+		t.Fatalf("replica listing for t2: %v, want w", got)
+	}
+
+	// A pool made through the first applies on the second.
+	e.createPool(proto.PoolSpec{ID: "t1-w", TenantID: "t1", Workers: []string{"w"}})
+	if err := e2.gw.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e2.listing(t2, proto.TaskSummarize, 0); len(got) != 0 {
+		t.Fatalf("replica listing for t2 after t1 reserved w: %v, want none", listedIDs(got))
+	}
+	if got := e2.listing(e.tenant, proto.TaskSummarize, 0); len(got) != 1 || got[0].Pool != "t1-w" {
+		t.Fatalf("replica listing for t1: %+v, want w in pool t1-w", got)
+	}
+
+	// Re-attested through the first: the new key routes through the
+	// second.
+	e.clock.Advance(e.cfg.ReattestInterval)
+	e.gw.ReattestDue(t.Context())
+	if err := e2.gw.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e2.relayOK(e2.seal(proto.TaskSummarize, "new key", w.key()), "new key", w.workerDouble)
+
+	// Drained through the first: the second stops routing to it.
+	w.failAttest.Store(true)
+	e.clock.Advance(e.cfg.ReattestInterval)
+	e.gw.ReattestDue(t.Context())
+	if err := e2.gw.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if status, code, _ := e2.relayRefused(e.tenant, e2.seal(proto.TaskSummarize, "x", w.key())); status != http.StatusUnprocessableEntity || code != "unknown_candidates" {
+		t.Fatalf("replica relay to a worker drained elsewhere: %d %s, want 422 unknown_candidates", status, code)
+	}
+
+	// Evicted through the first: gone from the second.
+	e.clock.Advance(gateway.DefaultEvictAfter)
+	e.gw.ReattestDue(t.Context())
+	if err := e2.gw.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := e2.doAs(e.tenant, http.MethodGet, proto.PathStatus, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("replica status: %d %s", resp.StatusCode, body)
+	}
+	var st proto.Status
+	if err := json.Unmarshal(body, &st); err != nil || st.Capacity != 0 || st.Pools[0].WorkersAdmitted != 0 {
+		t.Fatalf("replica status after the eviction: %s (%v), want no capacity", body, err)
+	}
+
+	// A credential rotated through the first stops working on the
+	// second within CredentialCacheTTL.
+	if resp, body := e2.doAs(t2, http.MethodGet, proto.PathStatus, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("t2 on the replica: %d %s", resp.StatusCode, body)
+	}
+	var acct proto.Account
+	e.doJSON(e.admin, http.MethodPost, proto.PathAdminRotate, proto.RotateKey{Kind: "tenant", ID: "t2"}, &acct)
+	if resp, _ := e.doAs(t2, http.MethodGet, proto.PathStatus, "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("old credential on the replica that rotated it: %d, want 401 at once", resp.StatusCode)
+	}
+	e.clock.Advance(gateway.DefaultCredentialCacheTTL)
+	resp, body = e2.doAs(t2, http.MethodGet, proto.PathStatus, "", nil)
+	wantError(t, "old credential on the replica after the cache TTL", resp, body, http.StatusUnauthorized, "unauthorized")
+	if resp, body := e2.doAs(acct.Credential, http.MethodGet, proto.PathStatus, "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("new credential on the replica: %d %s", resp.StatusCode, body)
+	}
 }
