@@ -12,7 +12,45 @@ import (
 const (
 	TaskSummarize = "summarize"
 	TaskTranslate = "translate"
+	TaskChat      = "chat"
 )
+
+// Chat roles.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+// Limits on a chat request.
+const (
+	MaxChatMessages = 256
+	MaxModelName    = 128
+)
+
+// ChatMessage is one turn of a conversation.
+type ChatMessage struct {
+	// Role is RoleSystem, RoleUser or RoleAssistant.
+	Role string `json:"role"`
+	// Content is the message text, UTF-8.
+	Content string `json:"content"`
+}
+
+// ChatRequest is the sealed payload of a chat task. The worker streams the
+// assistant's reply as data events, each a piece of text, and names the
+// model and the token counts in its end event.
+type ChatRequest struct {
+	// Messages is the conversation so far, 1 to MaxChatMessages turns,
+	// ending with a user turn.
+	Messages []ChatMessage `json:"messages"`
+	// Model asks for a model by name; empty means the worker's default.
+	// A worker that does not serve the named model refuses the request.
+	Model string `json:"model,omitempty"`
+	// MaxTokens bounds the reply; zero means the worker's default.
+	MaxTokens int `json:"max_tokens,omitempty"`
+	// Temperature, when set, is the sampling temperature, 0 to 2.
+	Temperature *float64 `json:"temperature,omitempty"`
+}
 
 // SummarizeRequest is the sealed payload of a summarize task.
 type SummarizeRequest struct {
