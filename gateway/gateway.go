@@ -216,7 +216,11 @@ type Config struct {
 	// Zero means DefaultReattestInterval.
 	ReattestInterval time.Duration
 	// ReattestTimeout bounds one re-attestation call to a worker. Zero
-	// means DefaultReattestTimeout.
+	// means DefaultReattestTimeout, or half of ReattestInterval when that
+	// is shorter: a worker that stops answering is then drained within
+	// about one interval of its missed challenge, and a round held up by
+	// it does not delay the other workers' challenges past their own
+	// re-enrollment deadline (twice the interval).
 	ReattestTimeout time.Duration
 	// EvictAfter is how long a worker stays drained before it is evicted.
 	// Zero means DefaultEvictAfter.
@@ -235,7 +239,7 @@ type Config struct {
 	// requests. The zero value means DefaultEvidenceLimit.
 	EvidenceLimit ratelimit.Limit
 	// Breaker configures each worker's circuit breaker; zero fields mean
-	// the breaker package's defaults.
+	// the breaker package's defaults, and a nil Now means Config.Now.
 	Breaker breaker.Config
 	// WorkerTransport, when set, is the base of every worker connection's
 	// transport; the gateway clones it and sets its TLS configuration per
@@ -332,6 +336,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Breaker.Now == nil {
+		c.Breaker.Now = c.Now
+	}
 	setDefault(&c.ChallengeTTL, DefaultChallengeTTL)
 	setDefault(&c.MaxPendingChallenges, DefaultMaxPendingChallenges)
 	setDefault(&c.MaxRequestBody, DefaultMaxRequestBody)
@@ -341,7 +348,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.ReattestInterval, DefaultReattestInterval)
-	setDefault(&c.ReattestTimeout, DefaultReattestTimeout)
+	setDefault(&c.ReattestTimeout, min(DefaultReattestTimeout, c.ReattestInterval/2))
 	setDefault(&c.EvictAfter, DefaultEvictAfter)
 	setDefault(&c.SyncInterval, DefaultSyncInterval)
 	setDefault(&c.CredentialCacheTTL, DefaultCredentialCacheTTL)
