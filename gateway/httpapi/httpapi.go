@@ -8,7 +8,7 @@
 //	GET    /v1/candidates?task=T&max=N  tenant   -> proto.CandidateList
 //	POST   /v1/requests                 tenant   sealed request -> sealed response stream
 //	POST   /v1/evidence                 tenant   proto.EvidenceRequest -> proto.Evidence
-//	GET    /v1/status                   tenant or admin -> proto.Status
+//	GET    /v1/status                   tenant   -> proto.Status (its pools)
 //	POST   /v1/workers/challenge        provider -> proto.Challenge (body empty or {})
 //	POST   /v1/workers/register         provider proto.Registration -> proto.Admission
 //	PUT    /v1/provider/key             provider proto.ProviderKey -> proto.ProviderKey
@@ -73,6 +73,10 @@ type Service interface {
 	DeletePool(ctx context.Context, cred, id string) error
 	// Ready reports whether the service can serve: its store answers.
 	Ready(ctx context.Context) error
+	// Authenticate returns the principal of a credential: api.Unauthorized
+	// for none or an unknown one. The adapter calls it before reading a
+	// body, so that an unauthenticated caller costs no more than a lookup.
+	Authenticate(ctx context.Context, cred string) (api.Principal, error)
 }
 
 // DefaultRetryAfter is the Retry-After of an api.Overloaded error that
@@ -123,25 +127,45 @@ func New(cfg Config) (http.Handler, error) {
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = h.handleError
 	e.Use(h.accessLog)
-	e.GET(proto.PathCandidates, h.candidates)
-	e.POST(proto.PathRequests, h.relay)
-	e.POST(proto.PathEvidence, h.evidence)
-	e.GET(proto.PathStatus, h.status)
-	e.POST(proto.PathChallenge, h.challenge)
-	e.POST(proto.PathRegister, h.register)
-	e.PUT(proto.PathProviderKey, h.providerKey)
-	e.POST(proto.PathAdminProviders, h.createAccount("provider"))
-	e.POST(proto.PathAdminTenants, h.createAccount("tenant"))
-	e.POST(proto.PathAdminRotate, h.rotate)
-	e.POST(proto.PathAdminPools, h.createPool)
-	e.DELETE(proto.PathAdminPools+"/:id", h.deletePool)
-	e.GET(proto.PathAdminStatus, h.status)
+	tenant, provider, admin := h.require(api.RoleTenant), h.require(api.RoleProvider), h.require(api.RoleAdmin)
+	e.GET(proto.PathCandidates, h.candidates, tenant)
+	e.POST(proto.PathRequests, h.relay, tenant)
+	e.POST(proto.PathEvidence, h.evidence, tenant)
+	e.GET(proto.PathStatus, h.status, tenant)
+	e.POST(proto.PathChallenge, h.challenge, provider)
+	e.POST(proto.PathRegister, h.register, provider)
+	e.PUT(proto.PathProviderKey, h.providerKey, provider)
+	e.POST(proto.PathAdminProviders, h.createAccount("provider"), admin)
+	e.POST(proto.PathAdminTenants, h.createAccount("tenant"), admin)
+	e.POST(proto.PathAdminRotate, h.rotate, admin)
+	e.POST(proto.PathAdminPools, h.createPool, admin)
+	e.DELETE(proto.PathAdminPools+"/:id", h.deletePool, admin)
+	e.GET(proto.PathAdminStatus, h.status, admin)
 	e.GET(proto.PathHealth, h.health)
 	e.GET(proto.PathReady, h.ready)
 	if cfg.Metrics != nil {
 		e.GET(proto.PathMetrics, echo.WrapHandler(cfg.Metrics))
 	}
 	return e, nil
+}
+
+// require checks the request's credential and its role before the
+// handler reads anything: 401 for none or an unknown one, 403 for another
+// role's. The service checks again; this is so that nobody without the
+// right credential gets a body parsed.
+func (h *handler) require(role api.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, err := h.svc.Authenticate(c.Request().Context(), credential(c))
+			if err != nil {
+				return err
+			}
+			if p.Role != role {
+				return api.New(api.Forbidden, "this endpoint needs a "+string(role)+" credential")
+			}
+			return next(c)
+		}
+	}
 }
 
 // accessLog writes one debug line per request: method, route, status,

@@ -95,11 +95,51 @@ func (f *fakeService) DeletePool(_ context.Context, cred, _ string) error {
 
 func (f *fakeService) Ready(context.Context) error { return f.err }
 
+// Authenticate accepts any credential as the role its prefix names, like
+// the real service's format check; "" is refused.
+func (f *fakeService) Authenticate(_ context.Context, cred string) (api.Principal, error) {
+	f.saw(cred)
+	switch {
+	case strings.HasPrefix(cred, proto.CredentialAdmin):
+		return api.Principal{Role: api.RoleAdmin}, nil
+	case strings.HasPrefix(cred, proto.CredentialProvider):
+		return api.Principal{Role: api.RoleProvider, ID: "p"}, nil
+	case strings.HasPrefix(cred, proto.CredentialTenant):
+		return api.Principal{Role: api.RoleTenant, ID: "t"}, nil
+	}
+	return api.Principal{}, api.New(api.Unauthorized, "unknown credential")
+}
+
+// testTenant is the credential serve adds to requests that carry none.
+const testTenant = "sgt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// serve serves the handler on 127.0.0.1. Requests without an
+// Authorization header get testTenant's, so that tests of other behaviour
+// pass the credential check; serveRaw adds nothing.
 func serve(t *testing.T, svc Service, readTimeout time.Duration) string {
+	t.Helper()
+	return serveWith(t, svc, readTimeout, true)
+}
+
+func serveRaw(t *testing.T, svc Service) string {
+	t.Helper()
+	return serveWith(t, svc, 0, false)
+}
+
+func serveWith(t *testing.T, svc Service, readTimeout time.Duration, asTenant bool) string {
 	t.Helper()
 	h, err := New(Config{Service: svc, MaxRequestBody: 1 << 20, BodyReadTimeout: readTimeout})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if asTenant {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") == "" {
+				r.Header.Set("Authorization", "Bearer "+testTenant)
+			}
+			inner.ServeHTTP(w, r)
+		})
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -318,7 +358,7 @@ func TestCredentialIsReadFromTheBearerHeader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svc := &fakeService{}
-			url := serve(t, svc, 0)
+			url := serveRaw(t, svc)
 			req, _ := http.NewRequest(http.MethodGet, url+proto.PathCandidates+"?task=summarize", nil)
 			for _, h := range tt.header {
 				req.Header.Add("Authorization", h)
@@ -383,5 +423,33 @@ func TestReadyz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("unready service: status %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestWrongRoleIsRefusedBeforeTheBody(t *testing.T) {
+	svc := &fakeService{}
+	url := serveRaw(t, svc)
+	// A tenant on a provider route gets 403, and a caller without a
+	// credential 401, even with a body the route would refuse as malformed.
+	for _, tt := range []struct {
+		cred string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{testTenant, http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url+proto.PathRegister, strings.NewReader("not json"))
+		req.Header.Set("Content-Type", "text/plain")
+		if tt.cred != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.cred)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Fatalf("credential %q: status %d, want %d", tt.cred, resp.StatusCode, tt.want)
+		}
 	}
 }
