@@ -399,8 +399,10 @@ type Gateway struct {
 	limits     *ratelimit.Limiter
 	regMu      sync.Mutex    // serializes admissions: conflict check, store write, registry update
 	relaySlots chan struct{} // one token per running relay
-	syncMu     sync.Mutex    // serializes Sync; guards syncedAt
-	syncedAt   time.Time     // time of the last sync
+	// reattestSlots holds one token per re-attestation call in progress.
+	reattestSlots chan struct{}
+	syncMu        sync.Mutex // serializes Sync; guards syncedAt
+	syncedAt      time.Time  // time of the last sync
 
 	life lifecycle
 }
@@ -447,6 +449,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		challenges: newChallenges(cfg.MaxPendingChallenges),
 		limits:     ratelimit.New(ratelimit.Config{Now: cfg.Now}),
 		relaySlots: make(chan struct{}, cfg.MaxInFlight),
+
+		reattestSlots: make(chan struct{}, reattestParallel),
 	}
 	g.creds.init(cfg.CredentialCacheTTL, cfg.Now)
 	if g.metrics == nil {

@@ -65,8 +65,13 @@ func TestMutualTLSWorker(t *testing.T) {
 			resp.Body.Close()
 			t.Fatalf("%s: the worker answered %d, want a failed handshake", name, resp.StatusCode)
 		}
-		if !strings.Contains(err.Error(), "tls: ") {
-			t.Fatalf("%s: found %v, want a TLS handshake alert", name, err)
+		// In TLS 1.3 the client finishes its side of the handshake
+		// before the server judges its certificate, so the refusal
+		// reaches it as the server's alert or as the connection the
+		// server closed, whichever its next read or write meets first.
+		if msg := err.Error(); !strings.Contains(msg, "tls: ") && !strings.Contains(msg, "broken pipe") &&
+			!strings.Contains(msg, "connection reset") && !strings.Contains(msg, "EOF") {
+			t.Fatalf("%s: found %v, want a TLS alert or a connection the worker closed", name, err)
 		}
 		c.CloseIdleConnections()
 	}

@@ -38,16 +38,26 @@ func (g *Gateway) reattestLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		g.ReattestDue(ctx)
+		// The loop does not wait for a round's challenges: a worker that
+		// hangs until its timeout must not hold up the others'. A worker
+		// still being challenged, or one for which no slot is free, is
+		// taken up by a later tick.
+		g.reattestRound(ctx, false)
 	}
 }
 
-// ReattestDue runs one round of the re-attestation loop now: it challenges
-// every worker due, drains failures and evicts workers drained too long.
-// Tests and operators call it to avoid waiting for the loop.
-func (g *Gateway) ReattestDue(ctx context.Context) {
+// ReattestDue runs one round of the re-attestation loop now and waits for
+// it: it challenges every worker due, drains failures and evicts workers
+// drained too long. Tests and operators call it to avoid waiting for the
+// loop.
+func (g *Gateway) ReattestDue(ctx context.Context) { g.reattestRound(ctx, true) }
+
+// reattestRound challenges the workers due, at most reattestParallel at
+// once across rounds. With wait it blocks for free slots and returns when
+// its challenges are done; without, it skips workers it has no slot for
+// and leaves its challenges running, tracked by the lifecycle's loops.
+func (g *Gateway) reattestRound(ctx context.Context, wait bool) {
 	now := g.cfg.Now()
-	sem := make(chan struct{}, reattestParallel)
 	var wg sync.WaitGroup
 	for _, w := range g.reg.all() {
 		at, ok := g.reg.snapshot(w.id)
@@ -62,18 +72,34 @@ func (g *Gateway) ReattestDue(ctx context.Context) {
 		if !due || !w.reattesting.CompareAndSwap(false, true) {
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			w.reattesting.Store(false)
-			wg.Wait()
-			return
+		if wait {
+			select {
+			case g.reattestSlots <- struct{}{}:
+			case <-ctx.Done():
+				w.reattesting.Store(false)
+				wg.Wait()
+				return
+			}
+		} else {
+			select {
+			case g.reattestSlots <- struct{}{}:
+			default:
+				w.reattesting.Store(false)
+				continue
+			}
 		}
+		done := wg.Done
 		wg.Add(1)
+		if !wait {
+			wg.Done() // the round does not wait; the lifecycle does
+			g.life.loops.Add(1)
+			done = g.life.loops.Done
+		}
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem; w.reattesting.Store(false) }()
+			defer done()
+			defer func() { <-g.reattestSlots; w.reattesting.Store(false) }()
 			g.reattest(ctx, w, at)
+			g.updateWorkerGauges()
 		}()
 	}
 	wg.Wait()
