@@ -149,6 +149,10 @@ func (g *Gateway) admit(ctx context.Context, id string, at workerAt, bundle, end
 	}
 	w, keys := record(id, at, now)
 	if err := g.store.PutWorker(ctx, w, keys); err != nil {
+		if ctx.Err() != nil {
+			// The caller went away mid-write: not the gateway's fault.
+			return nil, api.Wrap(api.Unavailable, "request cancelled", err)
+		}
 		return nil, api.Wrap(api.Internal, "internal error", err)
 	}
 	g.reg.admit(id, at)
