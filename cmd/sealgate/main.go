@@ -3,6 +3,7 @@
 //	sealgate gateway    run a gateway
 //	sealgate summarize  summarize a file or stdin through a gateway
 //	sealgate translate  translate a file or stdin through a gateway
+//	sealgate workers    list a gateway's candidates for a task with this client's verdicts
 //	sealgate demo       run a local network and a private summarize request
 //	sealgate attest     verify or inspect an evidence bundle offline
 //	sealgate admin      manage a gateway's providers, tenants, pools and credentials
@@ -42,6 +43,7 @@ commands:
   gateway    run a gateway
   summarize  summarize a file or stdin through a gateway
   translate  translate a file or stdin through a gateway
+  workers    list a gateway's candidates for a task with this client's verification verdicts
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
   attest     verify or inspect a worker's evidence bundle offline
   admin      manage a gateway's providers, tenants, pools and credentials
@@ -55,6 +57,7 @@ exit codes of summarize and translate:
   attestation, endorsement or strict mode), 4 gateway error or overload,
   5 the task failed in the worker, 6 the response was truncated or forged,
   7 the gateway refused the credential (401/403), 8 rate limited (429)
+  workers exits 0 when at least one candidate is verified, 3 when none is
 `
 
 func main() {
@@ -76,6 +79,8 @@ func run(args []string) int {
 		err = runSummarize(ctx, args[1:])
 	case "translate":
 		err = runTranslate(ctx, args[1:])
+	case "workers":
+		err = runWorkers(ctx, args[1:], os.Stdout)
 	case "demo":
 		err = runDemo(ctx, args[1:])
 	case "attest":
