@@ -481,9 +481,26 @@ func (c *Client) Translate(ctx context.Context, text, from, to string) (*Result,
 // whole output. A stream that ends before its final sealed chunk fails with
 // a *TruncatedError and returns no partial output.
 func (c *Client) Do(ctx context.Context, task string, payload []byte) (*Result, error) {
+	s, err := c.start(ctx, task, payload, "")
+	if err != nil {
+		return nil, err
+	}
+	return s.Collect()
+}
+
+// start lists, verifies and picks candidates for task (only those the
+// gateway lists with model, when it is set), seals payload to them, sends
+// it and opens the response stream.
+func (c *Client) start(ctx context.Context, task string, payload []byte, model string) (*ChatStream, error) {
 	workers, refused, err := c.Workers(ctx, task)
 	if err != nil {
 		return nil, err
+	}
+	if model != "" {
+		workers = slices.DeleteFunc(workers, func(w Worker) bool { return !slices.Contains(w.Models, model) })
+		if len(workers) == 0 {
+			return nil, &NoCandidateError{Refusals: refused, Model: model, Reason: fmt.Sprintf("no verified worker is listed with model %q", model)}
+		}
 	}
 	chosen, suite, refused, err := c.pick(ctx, workers, refused)
 	if err != nil {
@@ -508,44 +525,21 @@ func (c *Client) Do(ctx context.Context, task string, payload []byte) (*Result, 
 	if err != nil {
 		return nil, fmt.Errorf("client: sending request: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
 		return nil, c.gatewayError(resp)
 	}
 	body := &recordingReader{r: resp.Body}
-	id := sealed.ID()
-	res := &Result{Candidates: chosen, Refused: refused, RequestID: hex.EncodeToString(id[:])}
 	stream, err := sealed.OpenResponse(body)
 	if err != nil {
+		resp.Body.Close()
 		return nil, streamError(ctx, err, body, "", 0)
 	}
-	res.Worker = chosen[stream.Candidate()]
-	var out strings.Builder
-	for {
-		e, err := stream.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, streamError(ctx, err, body, res.Worker.ID, out.Len())
-		}
-		switch e.Type {
-		case proto.EventData:
-			out.Write(e.Data)
-		case proto.EventError:
-			var eb proto.ErrorBody
-			if err := json.Unmarshal(e.Data, &eb); err != nil {
-				return nil, fmt.Errorf("client: worker error event does not decode: %w", err)
-			}
-			return nil, &TaskError{Code: eb.Code, Message: eb.Message, WorkerID: res.Worker.ID}
-		case proto.EventEnd:
-			if err := json.Unmarshal(e.Data, &res.End); err != nil {
-				return nil, fmt.Errorf("client: worker end event does not decode: %w", err)
-			}
-		}
-	}
-	res.Text = out.String()
-	return res, nil
+	id := sealed.ID()
+	return &ChatStream{
+		Worker: chosen[stream.Candidate()], Candidates: chosen, Refused: refused, RequestID: hex.EncodeToString(id[:]),
+		ctx: ctx, body: body, closer: resp.Body, resp: stream,
+	}, nil
 }
 
 // recordingReader remembers the first error, other than io.EOF, that

@@ -13,6 +13,15 @@
 //	res, err := c.Summarize(ctx, text, client.SummarizeOptions{Sentences: 3})
 //	fmt.Println(res.Text, res.Worker.ID, res.Worker.Kind, res.Worker.ProviderID)
 //
+// Chat streams: Client.Chat returns a ChatStream whose Deltas yield the
+// reply's text as each sealed chunk arrives and authenticates, ending with
+// an error if the stream is cut (so a short reply is never mistaken for a
+// whole one); ChatStream.Collect gathers it instead, as Summarize does.
+//
+//	stream, err := c.Chat(ctx, proto.ChatRequest{Messages: msgs, Model: "llama-3.1-8b"})
+//	for delta, err := range stream.Deltas() { ... }
+//	end, ok := stream.End() // backend, model, token counts
+//
 // # Trust decisions
 //
 //   - Transport. The credential goes on every call, so the gateway is
@@ -43,7 +52,9 @@
 // ErrRateLimited (*RateLimitedError with RetryAfter: 429), ErrOverloaded
 // (*OverloadedError with RetryAfter: 503), *GatewayError, *TaskError,
 // ErrTruncated (*TruncatedError: the stream ended before its final sealed
-// chunk, so no partial answer is returned), and seal's ErrAuthentication,
+// chunk, so no partial answer is returned; ChatStream.Deltas ends with it
+// after the deltas that did arrive), ErrInvalidRequest (*RequestError: a
+// chat request the client refused to send), and seal's ErrAuthentication,
 // ErrTrailingData and ErrNotCandidate for a forged response stream.
 //
 // The package does not log. Config and Client implement slog.LogValuer

@@ -39,6 +39,9 @@ var (
 type NoCandidateError struct {
 	Refusals []Refusal
 	Reason   string
+	// Model, when set, is the model the request asked for that no
+	// verified worker is listed with.
+	Model string
 }
 
 func (e *NoCandidateError) Error() string {

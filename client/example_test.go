@@ -8,6 +8,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/client"
 	"github.com/sealgate/sealgate/client/internal/gatewaytest"
+	"github.com/sealgate/sealgate/proto"
 )
 
 // startGateway starts a test double of a gateway on 127.0.0.1, over TLS
@@ -107,4 +108,85 @@ func ExampleConfig_strict() {
 	fmt.Println("candidates:", len(res.Candidates), "fresh evidence:", res.Worker.Strict)
 	// Output:
 	// candidates: 3 fresh evidence: true
+}
+
+// startChatGateway is startGateway with workers listed for chat and a
+// model: the double's chat echoes the last user message, word by word.
+func startChatGateway() (*gatewaytest.Gateway, string) {
+	p := gatewaytest.NewProvider("provider-a")
+	w, err := gatewaytest.NewWorker("chat-1", p, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w.Tasks, w.Models = []string{proto.TaskChat}, []string{"echo-1"}
+	credential := gatewaytest.Credential()
+	return gatewaytest.Start(gatewaytest.Config{Credential: credential, Workers: []*gatewaytest.Worker{w}}), credential
+}
+
+// A private chat, streamed: each delta is printed as it arrives,
+// authenticated as the verified worker's. An error ends the loop; text
+// already shown is then incomplete, and the error says why (a
+// *client.TruncatedError when the stream was cut).
+func ExampleClient_Chat() {
+	gw, credential := startChatGateway()
+	defer gw.Close()
+
+	c, err := client.New(client.Config{
+		GatewayURL: gw.URL, Credential: credential, GatewayCA: gw.CertPEM,
+		Policy: policy.InsecureSimulated(), // INSECURE: accepts the simulated TEE
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	stream, err := c.Chat(context.Background(), proto.ChatRequest{
+		Model: "echo-1",
+		Messages: []proto.ChatMessage{
+			{Role: proto.RoleSystem, Content: "You are terse."},
+			{Role: proto.RoleUser, Content: "keep this between us"},
+		},
+	})
+	if err != nil {
+		log.Fatal(err) // nothing was sent, or the gateway refused it
+	}
+	fmt.Println("answering:", stream.Worker.ID, "tee:", stream.Worker.Kind)
+	for delta, err := range stream.Deltas() {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("[%s]", delta)
+	}
+	end, _ := stream.End()
+	fmt.Printf("\nmodel %s, %d units in, %d out\n", end.Model, end.InputUnits, end.OutputUnits)
+	// Output:
+	// answering: chat-1 tee: sim
+	// [You][ said:][ keep][ this][ between][ us]
+	// model echo-1, 7 units in, 6 out
+}
+
+// Collecting a chat reply whole, as Summarize does: a stream that is cut
+// returns an error and no partial text.
+func ExampleChatStream_Collect() {
+	gw, credential := startChatGateway()
+	defer gw.Close()
+
+	c, err := client.New(client.Config{
+		GatewayURL: gw.URL, Credential: credential, GatewayCA: gw.CertPEM,
+		Policy: policy.InsecureSimulated(), // INSECURE: accepts the simulated TEE
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	stream, err := c.Chat(context.Background(), proto.ChatRequest{Messages: []proto.ChatMessage{{Role: proto.RoleUser, Content: "hello"}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := stream.Collect()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Text)
+	fmt.Println("worker:", res.Worker.ID, "evidence sha256 bytes:", len(res.Worker.BundleHash)/2, "model:", res.End.Model)
+	// Output:
+	// You said: hello
+	// worker: chat-1 evidence sha256 bytes: 32 model: echo-double
 }

@@ -8,7 +8,8 @@
 // proto.PathCandidates lists its workers with their bundles and provider
 // endorsements, proto.PathRequests opens a sealed request with the first
 // listed worker that holds one of its candidate keys and streams the
-// sealed answer back, proto.PathEvidence has a worker make evidence bound
+// sealed answer back (for chat, by default, an echo of the last user
+// message, word by word), proto.PathEvidence has a worker make evidence bound
 // to the client's nonce, and proto.PathStatus answers a fixed status.
 // Every call must carry Config.Credential as a bearer token. Hooks let a
 // test make it misbehave: fail with a status, list something else, answer
@@ -20,6 +21,7 @@ package gatewaytest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -38,6 +40,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +86,11 @@ type Worker struct {
 	Bundle []byte
 	// Endorsement is Provider's endorsement of Bundle's keys.
 	Endorsement []byte
+	// Tasks are the tasks it is listed for. Nil means summarize and
+	// translate.
+	Tasks []string
+	// Models are the models it is listed with. Nil lists none.
+	Models []string
 
 	keys    *seal.PrivateKey
 	signing ed25519.PublicKey
@@ -136,10 +145,14 @@ func (w *Worker) EvidenceOf(key proto.HPKEKey, nonce [proto.NonceSize]byte) ([]b
 
 // Info returns the worker's listing entry.
 func (w *Worker) Info() proto.CandidateInfo {
+	tasks := w.Tasks
+	if tasks == nil {
+		tasks = []string{proto.TaskSummarize, proto.TaskTranslate}
+	}
 	return proto.CandidateInfo{
-		WorkerID: w.ID, Tasks: []string{proto.TaskSummarize, proto.TaskTranslate}, Bundle: w.Bundle,
+		WorkerID: w.ID, Tasks: tasks, Bundle: w.Bundle,
 		ProviderID: w.Provider.ID, ProviderKey: w.Provider.PublicKey(), Endorsement: w.Endorsement,
-		Region: "test", Capacity: 4,
+		Region: "test", Capacity: 4, Models: w.Models,
 	}
 }
 
@@ -161,8 +174,13 @@ type Config struct {
 	// the named worker.
 	Evidence func(w *Worker, nonce [proto.NonceSize]byte) ([]byte, error)
 	// Output computes a task's output. Nil means the builtin extractive
-	// summarizer for summarize, and an error for other tasks.
+	// summarizer for summarize, EchoChat for chat, and an error for other
+	// tasks.
 	Output func(task string, payload []byte) (string, error)
+	// Reply, when set, computes a task's output as the pieces a streaming
+	// backend emits, one data event each, and the end event's summary,
+	// instead of Output.
+	Reply func(task string, payload []byte) (pieces []string, end proto.EndBody, err error)
 	// CutAfter, when positive, sends only that many bytes of the sealed
 	// response stream. The body then ends cleanly, or, with Abort, the
 	// connection is reset.
@@ -296,8 +314,11 @@ func (g *Gateway) Served() []string {
 func (g *Gateway) candidates(rw http.ResponseWriter, r *http.Request) {
 	list := proto.CandidateList{Candidates: g.cfg.Listing}
 	if list.Candidates == nil {
+		task := r.URL.Query().Get("task")
 		for _, w := range g.cfg.Workers {
-			list.Candidates = append(list.Candidates, w.Info())
+			if info := w.Info(); slices.Contains(info.Tasks, task) {
+				list.Candidates = append(list.Candidates, info)
+			}
 		}
 	}
 	writeJSON(rw, list)
@@ -383,21 +404,19 @@ func (g *Gateway) answer(rw http.ResponseWriter, opened *seal.Opened) {
 		writeError(rw, http.StatusInternalServerError, "internal", "response")
 		return
 	}
-	out, err := g.output(opened.Header.Task, opened.Payload)
+	pieces, end, err := g.reply(opened.Header.Task, opened.Payload)
 	var final proto.Event
 	if err != nil {
 		data, _ := json.Marshal(proto.ErrorBody{Code: "bad_request", Message: err.Error()})
 		final = proto.Event{Type: proto.EventError, Data: data}
 	} else {
-		for len(out) > 0 {
-			n := min(len(out), EventSize)
-			if err := resp.WriteEvent(proto.Event{Type: proto.EventData, Data: []byte(out[:n])}); err != nil {
+		for _, p := range pieces {
+			if err := resp.WriteEvent(proto.Event{Type: proto.EventData, Data: []byte(p)}); err != nil {
 				writeError(rw, http.StatusInternalServerError, "internal", "response")
 				return
 			}
-			out = out[n:]
 		}
-		data, _ := json.Marshal(proto.EndBody{Backend: "gatewaytest", Model: "test-double"})
+		data, _ := json.Marshal(end)
 		final = proto.Event{Type: proto.EventEnd, Data: data}
 	}
 	if err := resp.Finish(final); err != nil {
@@ -417,6 +436,51 @@ func (g *Gateway) answer(rw http.ResponseWriter, opened *seal.Opened) {
 		http.NewResponseController(rw).Flush()
 		panic(http.ErrAbortHandler) // reset the connection: no clean end of the body
 	}
+}
+
+// reply computes a task's pieces and end summary: Config.Reply's, or
+// output's cut into EventSize pieces.
+func (g *Gateway) reply(task string, payload []byte) ([]string, proto.EndBody, error) {
+	if g.cfg.Reply != nil {
+		return g.cfg.Reply(task, payload)
+	}
+	if g.cfg.Output == nil && task == proto.TaskChat {
+		return EchoChat(payload)
+	}
+	out, err := g.output(task, payload)
+	if err != nil {
+		return nil, proto.EndBody{}, err
+	}
+	var pieces []string
+	for len(out) > 0 {
+		n := min(len(out), EventSize)
+		pieces = append(pieces, out[:n])
+		out = out[n:]
+	}
+	return pieces, proto.EndBody{Backend: "gatewaytest", Model: "test-double"}, nil
+}
+
+// EchoChat is the double's chat: it answers "You said: " and the last
+// user message, one word per piece, and names the requested model (or
+// "echo-double") with the words in and out as its units.
+func EchoChat(payload []byte) ([]string, proto.EndBody, error) {
+	var req proto.ChatRequest
+	if err := proto.DecodeTask(payload, &req); err != nil || len(req.Messages) == 0 {
+		return nil, proto.EndBody{}, errors.New("chat payload does not decode")
+	}
+	var in int64
+	for _, m := range req.Messages {
+		in += int64(len(strings.Fields(m.Content)))
+	}
+	words := append([]string{"You", "said:"}, strings.Fields(req.Messages[len(req.Messages)-1].Content)...)
+	pieces := make([]string, len(words))
+	for i, w := range words {
+		if i > 0 {
+			w = " " + w
+		}
+		pieces[i] = w
+	}
+	return pieces, proto.EndBody{Backend: "gatewaytest", Model: cmp.Or(req.Model, "echo-double"), InputUnits: in, OutputUnits: int64(len(pieces))}, nil
 }
 
 func (g *Gateway) output(task string, payload []byte) (string, error) {
