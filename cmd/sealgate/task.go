@@ -35,6 +35,7 @@ type clientFlags struct {
 	json           bool
 	timeout        time.Duration
 	anchorKeys     anchorKeyList
+	progress       progressFlags
 }
 
 // anchorKeyList collects -anchor-key flags: base64 Ed25519 public keys.
@@ -62,6 +63,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.k, "k", 3, "number of verified workers to seal each request to")
 	fs.BoolVar(&f.json, "json", false, "print a JSON result")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
+	f.progress.register(fs)
 	fs.Var(&f.anchorKeys, "anchor-key", "pinned time-anchor key of the gateway, base64 Ed25519 (repeatable; env SEALGATE_ANCHOR_KEY); hardware evidence is refused without one")
 	if v := os.Getenv("SEALGATE_ANCHOR_KEY"); v != "" {
 		if err := f.anchorKeys.Set(v); err != nil {
@@ -150,28 +152,36 @@ func runTranslate(ctx context.Context, args []string) error {
 	})
 }
 
-// run reads the input named by args, makes a client from the flags, calls
-// task within the timeout and prints the result.
+// run makes a client from the flags, reads the input named by args, calls
+// task within the timeout and prints the result, reporting progress on
+// stderr as the flags and the input's size say.
 func (f *clientFlags) run(ctx context.Context, args []string, task func(context.Context, *client.Client, string) (*client.Result, error)) error {
-	text, err := readInput(args)
+	p, err := f.progress.start(os.Stderr, os.Stdin)
 	if err != nil {
 		return err
 	}
-	c, err := f.client()
+	defer p.close()
+	c, err := f.client() // first, so that its warnings come before any progress line
+	if err != nil {
+		return err
+	}
+	text, err := readInput(args, p)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	res, err := task(ctx, c, text)
+	res, err := task(p.watch(ctx), c, text)
 	if err != nil {
 		return err
 	}
+	p.done(len(res.Text))
 	return printResult(res, f.json)
 }
 
-// readInput reads the one named file, or stdin for none or "-".
-func readInput(args []string) (string, error) {
+// readInput reads the one named file, or stdin for none or "-", counting
+// the bytes read on p (which may be nil).
+func readInput(args []string, p *progress) (string, error) {
 	var r io.Reader = os.Stdin
 	switch {
 	case len(args) > 1:
@@ -184,7 +194,7 @@ func readInput(args []string) (string, error) {
 		defer f.Close()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	data, err := io.ReadAll(io.LimitReader(p.reader(r), maxInput+1))
 	if err != nil {
 		return "", err
 	}
