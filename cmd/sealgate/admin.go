@@ -161,11 +161,6 @@ func runAdminRotate(ctx context.Context, args []string, sio stdio) error {
 // credOut. credOut is created before the call, so that an existing file
 // stops the command before the gateway changes anything.
 func accountCall(ctx context.Context, sio stdio, gf *gatewayFlags, credOut, path string, body any, kind, id, done string) (err error) {
-	conn, err := gf.dial(adminCredential, sio)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
 	var out *os.File
 	if credOut != "" {
 		if out, err = createSecretFile(credOut); err != nil {
@@ -178,9 +173,7 @@ func accountCall(ctx context.Context, sio stdio, gf *gatewayFlags, credOut, path
 			}
 		}()
 	}
-	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
-	defer cancel()
-	raw, err := conn.call(ctx, http.MethodPost, path, body)
+	raw, err := gf.do(ctx, sio, adminCredential, http.MethodPost, path, body)
 	if err != nil {
 		return err
 	}
@@ -269,14 +262,7 @@ func runAdminPoolCreate(ctx context.Context, args []string, sio stdio) error {
 	if len(spec.Workers) == 0 && spec.Slots == 0 {
 		return &usageError{"a pool needs -workers, -slots or both"}
 	}
-	conn, err := gf.dial(adminCredential, sio)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
-	defer cancel()
-	raw, err := conn.call(ctx, http.MethodPost, proto.PathAdminPools, spec)
+	raw, err := gf.do(ctx, sio, adminCredential, http.MethodPost, proto.PathAdminPools, spec)
 	if err != nil {
 		return err
 	}
@@ -302,14 +288,7 @@ func runAdminPoolDelete(ctx context.Context, args []string, sio stdio) error {
 	if err := checkID("-id", *id); err != nil {
 		return err
 	}
-	conn, err := gf.dial(adminCredential, sio)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
-	defer cancel()
-	raw, err := conn.call(ctx, http.MethodDelete, proto.PathAdminPools+"/"+url.PathEscape(*id), nil)
+	raw, err := gf.do(ctx, sio, adminCredential, http.MethodDelete, proto.PathAdminPools+"/"+url.PathEscape(*id), nil)
 	if err != nil {
 		return err
 	}
@@ -329,14 +308,7 @@ func runAdminStatus(ctx context.Context, args []string, sio stdio) error {
 	if err := parseVerb(fs, args); err != nil {
 		return err
 	}
-	conn, err := gf.dial(adminCredential, sio)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
-	defer cancel()
-	raw, err := conn.call(ctx, http.MethodGet, proto.PathAdminStatus, nil)
+	raw, err := gf.do(ctx, sio, adminCredential, http.MethodGet, proto.PathAdminStatus, nil)
 	if err != nil {
 		return err
 	}
@@ -626,6 +598,19 @@ func (f *gatewayFlags) dial(want credentialKind, sio stdio) (*gatewayConn, error
 }
 
 func (c *gatewayConn) close() { c.hc.CloseIdleConnections() }
+
+// do makes one call to the gateway with the credential of kind want,
+// within the -timeout: dial, call, close.
+func (gf *gatewayFlags) do(ctx context.Context, sio stdio, want credentialKind, method, path string, in any) ([]byte, error) {
+	conn, err := gf.dial(want, sio)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.close()
+	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
+	defer cancel()
+	return conn.call(ctx, method, path, in)
+}
 
 // call sends in, unless nil, as JSON to path with the credential, and
 // returns the body of a 2xx answer. An error answer becomes a

@@ -99,14 +99,7 @@ func runProviderRegisterKey(ctx context.Context, args []string, sio stdio) error
 		return err
 	}
 	pub := priv.Public().(ed25519.PublicKey)
-	conn, err := gf.dial(providerCredential, sio)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	ctx, cancel := context.WithTimeout(ctx, gf.timeout)
-	defer cancel()
-	raw, err := conn.call(ctx, http.MethodPut, proto.PathProviderKey, proto.ProviderKey{PublicKey: pub})
+	raw, err := gf.do(ctx, sio, providerCredential, http.MethodPut, proto.PathProviderKey, proto.ProviderKey{PublicKey: pub})
 	if err != nil {
 		return err
 	}
