@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/sealgate/sealgate/enclave/builtin"
 	"github.com/sealgate/sealgate/proto"
@@ -41,6 +38,10 @@ func badRequest(format string, args ...any) error {
 type Builtin struct {
 	// MaxInputBytes bounds a task's input text. Zero means 1 MiB.
 	MaxInputBytes int
+	// Translator translates; its owner closes it. Nil means one Apertium
+	// shared by the process, with the zero ApertiumConfig: started on
+	// first use, its pipelines stop after five idle minutes.
+	Translator *Apertium
 }
 
 var _ Backend = Builtin{}
@@ -82,70 +83,18 @@ func (b Builtin) Serve(ctx context.Context, task string, payload []byte, emit fu
 		if len(req.Text) > max {
 			return proto.EndBody{}, badRequest("text of %d bytes, want at most %d", len(req.Text), max)
 		}
-		out, err := apertium(ctx, req)
+		tr := b.Translator
+		if tr == nil {
+			tr = sharedApertium()
+		}
+		out, err := tr.Translate(ctx, req.From, req.To, req.Text)
 		if err != nil {
 			return proto.EndBody{}, err
 		}
-		if err := emit(out); err != nil {
+		if err := emit(out.Text); err != nil {
 			return proto.EndBody{}, err
 		}
-		return proto.EndBody{Backend: "builtin", Model: "apertium-" + req.From + "-" + req.To, InputUnits: int64(len(req.Text)), OutputUnits: int64(len(out))}, nil
+		return proto.EndBody{Backend: "builtin", Model: "apertium-" + out.Pair, InputUnits: int64(len(req.Text)), OutputUnits: int64(len(out.Text))}, nil
 	}
 	return proto.EndBody{}, &TaskError{Code: "unsupported_task", Message: fmt.Sprintf("task %q is not served by the builtin backend", task)}
-}
-
-// apertium translates through the apertium command, one process per
-// request. Issue 8 replaces this with a long-lived pipeline.
-func apertium(ctx context.Context, req proto.TranslateRequest) (string, error) {
-	if !isLang(req.From) || !isLang(req.To) {
-		return "", badRequest("language codes must be 2 or 3 lowercase letters (found from=%q to=%q)", clip(req.From), clip(req.To))
-	}
-	if !utf8.ValidString(req.Text) || strings.TrimSpace(req.Text) == "" {
-		return "", badRequest("text is empty")
-	}
-	path, err := exec.LookPath("apertium")
-	if err != nil {
-		return "", &TaskError{Code: "backend_unavailable", Message: "translate needs Apertium: install the Debian packages apertium and apertium-" + pairPackage(req.From, req.To)}
-	}
-	cmd := exec.CommandContext(ctx, path, "-u", req.From+"-"+req.To)
-	cmd.Stdin = strings.NewReader(req.Text)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", &TaskError{Code: "backend_unavailable", Message: fmt.Sprintf("apertium has no %s-%s pair installed (Debian package apertium-%s)", req.From, req.To, pairPackage(req.From, req.To))}
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-func isLang(s string) bool {
-	if len(s) < 2 || len(s) > 3 {
-		return false
-	}
-	for _, c := range s {
-		if c < 'a' || c > 'z' {
-			return false
-		}
-	}
-	return true
-}
-
-func clip(s string) string {
-	if len(s) > 8 {
-		return s[:8] + "…"
-	}
-	return s
-}
-
-// pairPackage names the Debian package for a pair, with ISO 639-3 codes.
-func pairPackage(from, to string) string {
-	three := map[string]string{"en": "eng", "es": "spa", "ca": "cat", "fr": "fra", "pt": "por", "it": "ita", "de": "deu"}
-	f, t := three[from], three[to]
-	if f == "" {
-		f = from
-	}
-	if t == "" {
-		t = to
-	}
-	return f + "-" + t
 }
