@@ -496,7 +496,7 @@ func (c *Client) start(ctx context.Context, task string, payload []byte, model s
 	if err != nil {
 		return nil, err
 	}
-	if model != "" {
+	if model != "" && len(workers) > 0 { // with none verified, the error says why, not which model is missing
 		workers = slices.DeleteFunc(workers, func(w Worker) bool { return !slices.Contains(w.Models, model) })
 		if len(workers) == 0 {
 			return nil, &NoCandidateError{Refusals: refused, Model: model, Reason: fmt.Sprintf("no verified worker is listed with model %q", model)}
