@@ -61,6 +61,11 @@ type Config struct {
 	// Evidence returns worker i's evidence source. Nil means the simulated
 	// TEE.
 	Evidence func(i int) enclave.EvidenceSource
+	// Backend returns worker i's backend. Nil, or a nil result, means
+	// enclave.Builtin{}.
+	Backend func(i int) enclave.Backend
+	// Models returns the models worker i advertises. Nil advertises none.
+	Models func(i int) []string
 	// Now is every component's clock. Nil means time.Now.
 	Now func() time.Time
 	// KeyLog receives the workers' keys and secrets. INSECURE: tests only.
@@ -237,6 +242,14 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			ev = cfg.Evidence(i)
 		}
 		p := providers[i%len(providers)]
+		var backend enclave.Backend
+		if cfg.Backend != nil {
+			backend = cfg.Backend(i)
+		}
+		var models []string
+		if cfg.Models != nil {
+			models = cfg.Models(i)
+		}
 		w, err := enclave.New(enclave.Config{
 			ID:                fmt.Sprintf("%s-worker-%d", ev.Kind(), i+1),
 			GatewayURL:        n.GatewayURL,
@@ -246,6 +259,8 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			GatewayTLS:        gatewayTLS,
 			InsecurePlainHTTP: cfg.InsecurePlainHTTP,
 			Region:            "local",
+			Models:            models,
+			Backend:           backend,
 			Evidence:          ev,
 			Now:               cfg.Now,
 			ReattestInterval:  cmp.Or(gcfg.ReattestInterval, gateway.DefaultReattestInterval),
