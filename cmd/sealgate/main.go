@@ -3,6 +3,8 @@
 //	sealgate gateway    run a gateway
 //	sealgate summarize  summarize a file or stdin through a gateway
 //	sealgate translate  translate a file or stdin through a gateway
+//	sealgate chat       chat with a verified worker, streaming the reply
+//	sealgate proxy      serve an OpenAI-compatible API on loopback, sealing every request
 //	sealgate workers    list a gateway's candidates for a task with this client's verdicts
 //	sealgate demo       run a local network and a private summarize request
 //	sealgate attest     verify or inspect an evidence bundle offline
@@ -43,6 +45,8 @@ commands:
   gateway    run a gateway
   summarize  summarize a file or stdin through a gateway
   translate  translate a file or stdin through a gateway
+  chat       send a message to a verified chat worker and stream its reply
+  proxy      serve an OpenAI-compatible API on loopback that verifies and seals every request
   workers    list a gateway's candidates for a task with this client's verification verdicts
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
   attest     verify or inspect a worker's evidence bundle offline
@@ -58,6 +62,9 @@ exit codes of summarize and translate:
   5 the task failed in the worker, 6 the response was truncated or forged,
   7 the gateway refused the credential (401/403), 8 rate limited (429)
   workers exits 0 when at least one candidate is verified, 3 when none is
+  chat exits as summarize does; a reply cut off mid-stream has been partly
+  printed, is followed by an error on stderr and exits 6 (5 if the task failed)
+  proxy exits 0 on SIGINT or SIGTERM, 2 for a non-loopback -listen
 `
 
 func main() {
@@ -79,6 +86,10 @@ func run(args []string) int {
 		err = runSummarize(ctx, args[1:])
 	case "translate":
 		err = runTranslate(ctx, args[1:])
+	case "chat":
+		err = runChat(ctx, args[1:], os.Stdout)
+	case "proxy":
+		err = runProxy(ctx, args[1:])
 	case "workers":
 		err = runWorkers(ctx, args[1:], os.Stdout)
 	case "demo":
