@@ -3,6 +3,8 @@ package proto
 import (
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/hex"
+	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 )
@@ -19,10 +21,18 @@ const (
 	MaxCollateral    = 1 << 20
 	MaxGPUs          = 16
 	MaxGPUEvidence   = 256 << 10 // a report, its certificate chain and OCSP responses, and the driver and VBIOS RIMs
-	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 2 + AnchorSize + 4096
+	MaxBundleSize    = 4 + 2 + 1 + MaxKindLen + NonceSize + 2 + 4 + MaxReportSize + 4 + MaxCollateral + 1 + MaxGPUs*(4+MaxGPUEvidence) + 2 + AnchorSize + maxModelList + 4096
 	ReportDataSize   = 64
 	reportDataDomain = "sealgate/v1 report data\x00"
 )
+
+// ModelDigestPrefix starts the text form of a model digest.
+const ModelDigestPrefix = "sha256:"
+
+// maxModelList bounds the model list of a bundle's keys block (SPEC.md
+// §10.3): at most MaxModels entries, each a name of 1 to MaxModelLen
+// bytes and a SHA-256.
+const maxModelList = 1 + MaxModels*(1+MaxModelLen+sha256.Size)
 
 // publicKeySize is the serialized HPKE public key length for each KEM.
 func publicKeySize(kem uint16) int {
@@ -44,12 +54,82 @@ type HPKEKey struct {
 // ID returns the key's KeyID.
 func (k HPKEKey) ID() KeyID { return NewKeyID(k.KEM, k.PublicKey) }
 
-// WorkerKeys are the public keys a worker's evidence binds.
+// WorkerKeys are the public keys a worker's evidence binds, and the
+// models it serves.
 type WorkerKeys struct {
 	// HPKE lists the worker's request keys, one per KEM it supports.
 	HPKE []HPKEKey
 	// Signing is the worker's Ed25519 public key for receipts.
 	Signing []byte
+	// Models lists the models the worker serves with their digests, at
+	// most MaxModels, sorted by Name with no name twice. Empty means the
+	// worker binds no model (a builtin backend); its keys block then
+	// encodes exactly as before models existed (SPEC.md §10.3).
+	Models []ModelDigest
+}
+
+// ModelDigest names a model a worker serves and the SHA-256 that
+// identifies it: of the weight files' canonical manifest (see
+// enclave.DigestModelDir) or of the serving engine's model manifest.
+type ModelDigest struct {
+	// Name is the model's served name, as requests and end events name
+	// it: 1 to MaxModelLen bytes of printable ASCII other than space and
+	// comma.
+	Name string
+	// SHA256 is the digest.
+	SHA256 [sha256.Size]byte
+}
+
+// String returns "name=sha256:<hex>".
+func (m ModelDigest) String() string { return m.Name + "=" + FormatModelDigest(m.SHA256) }
+
+// FormatModelDigest returns the text form of a model digest,
+// "sha256:" and 64 lowercase hex digits, as policies and end events
+// write it.
+func FormatModelDigest(d [sha256.Size]byte) string {
+	return ModelDigestPrefix + hex.EncodeToString(d[:])
+}
+
+// ParseModelDigest parses the text form of a model digest: "sha256:"
+// and exactly 64 lowercase hex digits.
+func ParseModelDigest(s string) ([sha256.Size]byte, error) {
+	const st = "model digest"
+	var d [sha256.Size]byte
+	h, ok := strings.CutPrefix(s, ModelDigestPrefix)
+	if !ok {
+		return d, malformed(st, "prefix", "found %q, want %q", clipText(s, 8), ModelDigestPrefix)
+	}
+	if len(h) != 2*sha256.Size {
+		return d, malformed(st, "hex", "found %d characters, want %d lowercase hex digits", len(h), 2*sha256.Size)
+	}
+	if strings.ToLower(h) != h {
+		return d, malformed(st, "hex", "found upper case, want %d lowercase hex digits", 2*sha256.Size)
+	}
+	if _, err := hex.Decode(d[:], []byte(h)); err != nil {
+		return d, malformed(st, "hex", "found a character that is not a hex digit, want %d lowercase hex digits", 2*sha256.Size)
+	}
+	return d, nil
+}
+
+// CheckModelName reports whether name may name a model: 1 to MaxModelLen
+// bytes of printable ASCII other than space and comma.
+func CheckModelName(name string) error {
+	if name == "" || len(name) > MaxModelLen {
+		return malformed("model", "name", "found %d bytes, want 1 to %d", len(name), MaxModelLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' || c == ',' {
+			return malformed("model", "name", "found byte 0x%02x at offset %d, want printable ASCII other than space and comma", c, i)
+		}
+	}
+	return nil
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // Bundle is a worker's evidence bundle: the TEE report, the collateral
@@ -103,6 +183,16 @@ func (k *WorkerKeys) marshal() []byte {
 	}
 	out.AddUint8(uint8(len(k.Signing)))
 	out.AddBytes(k.Signing)
+	// The model list is present only when it is not empty, so a worker
+	// binding no model encodes its keys as before the list existed.
+	if len(k.Models) > 0 {
+		out.AddUint8(uint8(len(k.Models)))
+		for _, m := range k.Models {
+			out.AddUint8(uint8(len(m.Name)))
+			out.AddBytes([]byte(m.Name))
+			out.AddBytes(m.SHA256[:])
+		}
+	}
 	return out.BytesOrPanic()
 }
 
@@ -170,6 +260,9 @@ func (b *Bundle) validate() error {
 	}
 	if len(b.Keys.Signing) != SigningKeySize {
 		return malformed(s, "signing key", "found %d bytes, want %d", len(b.Keys.Signing), SigningKeySize)
+	}
+	if err := checkModels(b.Keys.Models); err != nil {
+		return err
 	}
 	if len(b.Report) > MaxReportSize {
 		return malformed(s, "report", "found %d bytes, want at most %d", len(b.Report), MaxReportSize)
@@ -286,8 +379,43 @@ func (k *WorkerKeys) parse(in cryptobyte.String) error {
 		return malformed(s, "signing key", "truncated")
 	}
 	k.Signing = append([]byte{}, sig...)
+	if in.Empty() {
+		return nil
+	}
+	// A model list follows; an empty one is encoded by its absence.
+	var n2 uint8
+	if !in.ReadUint8(&n2) || n2 == 0 || n2 > MaxModels {
+		return malformed(s, "model count", "found %d, want 1 to %d (no models are encoded as no list)", n2, MaxModels)
+	}
+	for i := range int(n2) {
+		var m ModelDigest
+		var name cryptobyte.String
+		if !in.ReadUint8LengthPrefixed(&name) || !in.CopyBytes(m.SHA256[:]) {
+			return malformed(s, "model", "model %d truncated", i)
+		}
+		m.Name = string(name)
+		k.Models = append(k.Models, m)
+	}
 	if !in.Empty() {
 		return malformed(s, "length", "%d trailing bytes", len(in))
+	}
+	return nil
+}
+
+// checkModels checks a model list: at most MaxModels, valid names, sorted
+// by name with none twice, so each set of models has one encoding.
+func checkModels(models []ModelDigest) error {
+	const s = "bundle"
+	if len(models) > MaxModels {
+		return malformed(s, "model count", "found %d, want at most %d", len(models), MaxModels)
+	}
+	for i, m := range models {
+		if err := CheckModelName(m.Name); err != nil {
+			return malformed(s, "model name", "model %d: %s", i, err.(*FieldError).Problem)
+		}
+		if i > 0 && models[i-1].Name >= m.Name {
+			return malformed(s, "model order", "model %d: found %q after %q, want names strictly ascending", i, m.Name, models[i-1].Name)
+		}
 	}
 	return nil
 }

@@ -46,6 +46,11 @@ type EndBody struct {
 	Backend string `json:"backend"`
 	// Model names the model or algorithm that produced the output.
 	Model string `json:"model"`
+	// ModelDigest is the digest ("sha256:" and 64 hex digits) the
+	// worker's evidence binds for Model (WorkerKeys.Models), set by the
+	// worker, never by a backend. Empty when the evidence binds no digest
+	// for Model. A client checks it against its verified evidence.
+	ModelDigest string `json:"model_digest,omitempty"`
 	// InputUnits and OutputUnits count the work done, in the backend's
 	// units (bytes for builtin tasks, tokens for models).
 	InputUnits  int64 `json:"input_units"`

@@ -232,11 +232,18 @@ func FuzzParseBundle(f *testing.F) {
 	}
 	b.GPU, b.Report, b.Collateral, b.Anchor = nil, nil, nil, nil
 	b.Keys.HPKE = b.Keys.HPKE[1:]
+	oneModel := *b
+	oneModel.Keys.Models = b.Keys.Models[:1]
+	withModel, err := oneModel.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	b.Keys.Models = nil
 	minimal, err := b.Marshal()
 	if err != nil {
 		f.Fatal(err)
 	}
-	addWithCorruptions(f, [][]byte{full, minimal})
+	addWithCorruptions(f, [][]byte{full, withModel, minimal})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := proto.ParseBundle(data)
 		if err != nil {

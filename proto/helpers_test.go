@@ -121,8 +121,14 @@ func requestParts(tb testing.TB, msg []byte) (header, chunks []byte) {
 func validBundle(tb testing.TB) *proto.Bundle {
 	tb.Helper()
 	b := &proto.Bundle{
-		Kind:       "sim",
-		Keys:       proto.WorkerKeys{Signing: bytes.Repeat([]byte{0x5e}, proto.SigningKeySize)},
+		Kind: "sim",
+		Keys: proto.WorkerKeys{
+			Signing: bytes.Repeat([]byte{0x5e}, proto.SigningKeySize),
+			Models: []proto.ModelDigest{
+				{Name: "llama3.1:8b", SHA256: [32]byte{0x11, 0x12}},
+				{Name: "qwen/Qwen2.5-7B-Instruct", SHA256: [32]byte{0x21, 0x22}},
+			},
+		},
 		Report:     []byte("simulated report"),
 		Collateral: []byte("simulated collateral"),
 		GPU:        [][]byte{[]byte("gpu 0 evidence"), []byte("gpu 1 evidence")},
