@@ -6,10 +6,12 @@
 // Verification follows go-sev-guest's split: each TEE kind's package parses
 // its raw report and checks signatures, chains, revocation and collateral
 // (attestation/tdx, attestation/snp, and the INSECURE attestation/sim);
-// this package checks the REPORT_DATA binding of the bundle's keys, GPU
-// evidence and nonce, validates the verified fields against the policy
-// (package policy), verifies each GPU's evidence (attestation/nvgpu) when
-// the policy has GPU rules, and judges freshness: from the simulated
+// this package checks the REPORT_DATA binding of the bundle's keys (with
+// the model digests they carry, proto/SPEC.md §10.3), GPU evidence and
+// nonce, validates the verified fields against the policy (package
+// policy, whose models rules pin those digests), verifies each GPU's
+// evidence (attestation/nvgpu) when the policy has GPU rules, and judges
+// freshness: from the simulated
 // report's own time, or for hardware kinds from the bundle's time anchor,
 // signed by a key the caller pins (see proto/SPEC.md §10.1). Time and
 // trusted roots are injected through Options; nothing here reads the wall
@@ -156,6 +158,23 @@ func (v *Verified) Suites() []proto.Suite {
 // SigningKey returns the worker's verified Ed25519 receipt key.
 func (v *Verified) SigningKey() ed25519.PublicKey { return bytes.Clone(v.keys.Signing) }
 
+// Models returns the models the worker serves and their digests, as its
+// evidence binds them (sorted by name), or nil when it binds none. A
+// policy with models rules has checked every one of them.
+func (v *Verified) Models() []proto.ModelDigest { return slices.Clone(v.keys.Models) }
+
+// ModelDigest returns the digest the evidence binds for the model named
+// name. An end event naming that model should carry the same digest
+// (proto.EndBody.ModelDigest).
+func (v *Verified) ModelDigest(name string) ([32]byte, bool) {
+	for _, m := range v.keys.Models {
+		if m.Name == name {
+			return m.SHA256, true
+		}
+	}
+	return [32]byte{}, false
+}
+
 // Measurement returns the measured guest identity (MRTD, SNP MEASUREMENT or
 // the simulated measurement).
 func (v *Verified) Measurement() []byte { return bytes.Clone(v.measurement) }
@@ -250,7 +269,11 @@ func verify(encoded []byte, p *policy.Policy, opts Options, rec *recorder) (*Ver
 			firstErr = err
 		}
 	}
-	if err := rec.step("policy", res.validate()); firstErr == nil {
+	policyErr := res.validate()
+	if policyErr == nil {
+		policyErr = checkModels(b, p)
+	}
+	if err := rec.step("policy", policyErr); firstErr == nil {
 		firstErr = err
 	}
 	gpuNext, gpuErr := checkGPU(b, p, opts)
@@ -396,6 +419,24 @@ func checkGPU(b *proto.Bundle, p *policy.Policy, opts Options) (time.Time, error
 		}
 	}
 	return next, nil
+}
+
+// checkModels applies the policy's models rules: the bundle must bind
+// at least one model, and every model it binds must have an allowed
+// digest.
+func checkModels(b *proto.Bundle, p *policy.Policy) error {
+	if p.Models == nil {
+		return nil
+	}
+	if len(b.Keys.Models) == 0 {
+		return &Error{Code: CodePolicy, Field: "models", Found: "no model digest", Want: fmt.Sprintf("models with digests among %v", p.Models.AllowedDigests)}
+	}
+	for _, m := range b.Keys.Models {
+		if !p.Models.Allows(m.SHA256) {
+			return &Error{Code: CodePolicy, Field: "models.allowed_digests", Found: fmt.Sprintf("model %q with digest %s", m.Name, proto.FormatModelDigest(m.SHA256)), Want: fmt.Sprintf("one of %v", p.Models.AllowedDigests)}
+		}
+	}
+	return nil
 }
 
 func checkBinding(b *proto.Bundle, reportData [proto.ReportDataSize]byte) error {

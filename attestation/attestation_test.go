@@ -24,6 +24,8 @@ type bundleOpts struct {
 	corruptSig  bool
 	badReport   []byte
 	measurement [48]byte
+	models      []proto.ModelDigest
+	swapModel   bool // the bundle lists another digest than the report binds
 }
 
 func makeBundle(t testing.TB, o bundleOpts) []byte {
@@ -43,6 +45,7 @@ func makeBundle(t testing.TB, o bundleOpts) []byte {
 	}
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	b.Keys.Signing = pub
+	b.Keys.Models = o.models
 	rd := b.ReportData()
 	if o.device.Now == nil {
 		o.device.Now = func() time.Time { return t0 }
@@ -55,6 +58,10 @@ func makeBundle(t testing.TB, o bundleOpts) []byte {
 	}
 	if o.swapNonce {
 		b.Nonce[0] ^= 1
+	}
+	if o.swapModel {
+		b.Keys.Models = append([]proto.ModelDigest{}, b.Keys.Models...)
+		b.Keys.Models[0].SHA256[0] ^= 1
 	}
 	if o.corruptSig {
 		b.Report[len(b.Report)-1] ^= 1
@@ -259,5 +266,58 @@ func TestVerifyChecksCallersNonce(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("audit does not record the nonce check: %+v", audit.Steps)
+	}
+}
+
+func TestVerifyModels(t *testing.T) {
+	llama := proto.ModelDigest{Name: "llama3.1:8b", SHA256: [32]byte{1}}
+	qwen := proto.ModelDigest{Name: "qwen2.5:7b", SHA256: [32]byte{2}}
+	pinned := func(digests ...[32]byte) *policy.Policy {
+		p := policy.InsecureSimulated()
+		p.Models = &policy.ModelRules{}
+		for _, d := range digests {
+			p.Models.AllowedDigests = append(p.Models.AllowedDigests, proto.FormatModelDigest(d))
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		bundle  bundleOpts
+		policy  *policy.Policy
+		wantErr string // empty: verifies
+	}{
+		{name: "no rules, no models", policy: policy.InsecureSimulated()},
+		{name: "no rules, models", bundle: bundleOpts{models: []proto.ModelDigest{llama}}, policy: policy.InsecureSimulated()},
+		{name: "pinned model", bundle: bundleOpts{models: []proto.ModelDigest{llama}}, policy: pinned(llama.SHA256)},
+		{name: "both models pinned", bundle: bundleOpts{models: []proto.ModelDigest{llama, qwen}}, policy: pinned(qwen.SHA256, llama.SHA256)},
+		{name: "rules, no models", policy: pinned(llama.SHA256), wantErr: "policy: models: found no model digest"},
+		{name: "digest not allowed", bundle: bundleOpts{models: []proto.ModelDigest{llama}}, policy: pinned(qwen.SHA256), wantErr: `models.allowed_digests: found model "llama3.1:8b" with digest sha256:01`},
+		{name: "one of two not allowed", bundle: bundleOpts{models: []proto.ModelDigest{llama, qwen}}, policy: pinned(llama.SHA256), wantErr: `found model "qwen2.5:7b"`},
+		{name: "listed digest not the bound one", bundle: bundleOpts{models: []proto.ModelDigest{llama}, swapModel: true}, policy: policy.InsecureSimulated(), wantErr: "binding: report_data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := Verify(makeBundle(t, tt.bundle), tt.policy, Options{Now: t0})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := v.Models(); len(got) != len(tt.bundle.models) {
+					t.Fatalf("Models() = %v, want %v", got, tt.bundle.models)
+				}
+				for _, m := range tt.bundle.models {
+					if d, ok := v.ModelDigest(m.Name); !ok || d != m.SHA256 {
+						t.Fatalf("ModelDigest(%q) = %x, %v", m.Name, d, ok)
+					}
+				}
+				if _, ok := v.ModelDigest("another"); ok {
+					t.Fatal("ModelDigest names a model the evidence does not bind")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -74,6 +74,40 @@ type Policy struct {
 	// SNP holds the rules for AMD SEV-SNP evidence; required when TEEKinds
 	// lists "snp".
 	SNP *SNPRules `json:"snp,omitempty"`
+	// Models pins the models a worker may serve, by the digests its
+	// evidence binds (proto/SPEC.md §10.3). Nil accepts any model, and
+	// workers that bind none.
+	Models *ModelRules `json:"models,omitempty"`
+}
+
+// ModelRules constrain the models a bundle binds (proto.WorkerKeys.Models).
+type ModelRules struct {
+	// AllowedDigests lists the accepted model digests, each "sha256:" and
+	// 64 lowercase hex digits (proto.FormatModelDigest), each once.
+	// Required and non-empty: a bundle passes only if it binds at least
+	// one model and every model it binds has one of these digests. A
+	// worker that binds no model (a builtin backend) is refused.
+	AllowedDigests []string `json:"allowed_digests"`
+}
+
+// Allows reports whether digest is one of the allowed digests.
+func (r *ModelRules) Allows(digest [32]byte) bool {
+	return slices.Contains(r.AllowedDigests, proto.FormatModelDigest(digest))
+}
+
+func (r *ModelRules) validate() error {
+	if len(r.AllowedDigests) == 0 {
+		return fmt.Errorf("policy: models.allowed_digests: found none, want at least one digest (or no models rules, to accept any model)")
+	}
+	for i, d := range r.AllowedDigests {
+		if _, err := proto.ParseModelDigest(d); err != nil {
+			return fmt.Errorf("policy: models.allowed_digests[%d]: found %q, want \"sha256:\" and 64 lowercase hex digits", i, d)
+		}
+		if slices.Contains(r.AllowedDigests[:i], d) {
+			return fmt.Errorf("policy: models.allowed_digests[%d]: found %q twice, want each digest once", i, d)
+		}
+	}
+	return nil
 }
 
 // SimRules constrain simulated evidence.
@@ -188,6 +222,11 @@ func (p *Policy) Validate() error {
 	}
 	if p.SNP != nil {
 		if err := p.SNP.validate(); err != nil {
+			return err
+		}
+	}
+	if p.Models != nil {
+		if err := p.Models.validate(); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,15 @@ func TestParseRejects(t *testing.T) {
 		{"unknown tdx field", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"mrtd":"00"}}`, "unknown field"},
 		{"weak or unknown suite", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","min_hpke_suite":"p256"}`, "min_hpke_suite"},
 		{"bad measurement", `{"version":1,"name":"p","tee_kinds":["sim"],"allow_simulated":true,"max_evidence_age":"10m","sim":{"measurements":["abcd"]}}`, "sim.measurements"},
+		{"models without digests", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":[]}}`, "models.allowed_digests: found none"},
+		{"models missing digests", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{}}`, "models.allowed_digests: found none"},
+		{"model digest without prefix", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["` + strings.Repeat("ab", 32) + `"]}}`, "models.allowed_digests[0]"},
+		{"model digest short", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:abcd"]}}`, "models.allowed_digests[0]"},
+		{"model digest uppercase", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:` + strings.Repeat("AB", 32) + `"]}}`, "models.allowed_digests[0]"},
+		{"model digest other algorithm", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["sha512:` + strings.Repeat("ab", 32) + `"]}}`, "models.allowed_digests[0]"},
+		{"model digest twice", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:` + strings.Repeat("ab", 32) + `","sha256:` + strings.Repeat("ab", 32) + `"]}}`, "models.allowed_digests[1]: found"},
+		{"model digest not a string", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":[1]}}`, "cannot unmarshal"},
+		{"unknown models field", `{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed":["x"]}}`, "unknown field"},
 		{"trailing data", good + `{}`, "trailing"},
 		{"not json", `version: 1`, "invalid character"},
 	}
@@ -62,6 +72,7 @@ func TestParseRejects(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(defaultJSON)
 	f.Add(insecureSimulatedJSON)
+	f.Add([]byte(`{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{},"tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:` + strings.Repeat("0a", 32) + `"]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
 		if err != nil {
@@ -75,4 +86,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("hash not stable")
 		}
 	})
+}
+
+func TestModelRules(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	p, err := Parse([]byte(`{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","tdx":{"any_measurement":true},"models":{"allowed_digests":["` + digest + `"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d [32]byte
+	for i := range d {
+		d[i] = 0xab
+	}
+	if !p.Models.Allows(d) {
+		t.Error("the allowed digest is not allowed")
+	}
+	d[31] = 0
+	if p.Models.Allows(d) {
+		t.Error("another digest is allowed")
+	}
+	// A policy without models rules hashes as it did before they existed.
+	q := *p
+	q.Models = nil
+	if b, _ := json.Marshal(&q); strings.Contains(string(b), "models") {
+		t.Errorf("a policy without models rules encodes %s", b)
+	}
+	if q.Hash() == p.Hash() {
+		t.Error("models rules do not change the policy hash")
+	}
 }
