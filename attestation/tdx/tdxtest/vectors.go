@@ -144,10 +144,16 @@ type synthetic struct {
 	policy     func(*policy.TDXRules)
 	otherNonce bool // REPORT_DATA binds another nonce
 	quote      func([]byte) []byte
-	encoded    func([]byte) []byte // edits the encoded collateral
-	bundle     func(*proto.Bundle) // edits the bundle before REPORT_DATA is computed
-	verifyAt   time.Time           // zero means VectorVerifyAt
+	encoded    func([]byte) []byte  // edits the encoded collateral
+	bundle     func(*proto.Bundle)  // edits the bundle before REPORT_DATA is computed
+	unbound    func(*proto.Bundle)  // edits the bundle after REPORT_DATA is computed
+	rules      func(*policy.Policy) // edits the whole policy
+	verifyAt   time.Time            // zero means VectorVerifyAt
 }
+
+// vectorModel is the model the model-list vectors bind: a served name and
+// the digest of a made-up weight file.
+var vectorModel = proto.ModelDigest{Name: "llama3.1:8b", SHA256: sha256.Sum256([]byte(VectorSeed + " model weights"))}
 
 func ok() Want { return Want{Code: "ok"} }
 
@@ -254,6 +260,20 @@ func syntheticVectors() []synthetic {
 				}
 				b.Anchor, b.Nonce = a, proto.AnchoredNonce(a)
 			}},
+		{name: "valid-model-pinned", want: ok(),
+			desc:   "the keys block carries a model list (proto/SPEC.md §10.3) that REPORT_DATA binds, under a policy whose models rules pin its digest",
+			bundle: func(b *proto.Bundle) { b.Keys.Models = []proto.ModelDigest{vectorModel} },
+			rules: func(p *policy.Policy) {
+				p.Models = &policy.ModelRules{AllowedDigests: []string{proto.FormatModelDigest(vectorModel.SHA256)}}
+			}},
+		{name: "model-digest-not-bound", want: fail(check.CodeBinding, "report_data"),
+			desc:   "the bundle lists another model digest than the one REPORT_DATA binds",
+			bundle: func(b *proto.Bundle) { b.Keys.Models = []proto.ModelDigest{vectorModel} },
+			unbound: func(b *proto.Bundle) {
+				m := vectorModel
+				m.SHA256[0] ^= 1
+				b.Keys.Models = []proto.ModelDigest{m}
+			}},
 		{name: "unknown-tee-kind", want: fail(check.CodeUnknownKind, "kind"),
 			desc:   "a valid TDX bundle relabelled with a TEE kind no verifier knows",
 			bundle: func(b *proto.Bundle) { b.Kind = "tdx9" }},
@@ -324,6 +344,9 @@ func (s *synthetic) build(pki, other *PKI, keys proto.WorkerKeys) (Vector, error
 	if s.policy != nil {
 		s.policy(p.TDX)
 	}
+	if s.rules != nil {
+		s.rules(p)
+	}
 	signer := pki
 	if s.otherRoot {
 		signer = other
@@ -355,6 +378,9 @@ func (s *synthetic) build(pki, other *PKI, keys proto.WorkerKeys) (Vector, error
 		coll = s.encoded(coll)
 	}
 	b.Report, b.Collateral = quote, coll
+	if s.unbound != nil {
+		s.unbound(b)
+	}
 	enc, err := b.Marshal()
 	if err != nil {
 		return Vector{}, err
