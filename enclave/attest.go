@@ -128,7 +128,7 @@ func (w *Worker) newGeneration(ctx context.Context, anchor []byte) (*generation,
 	if err != nil {
 		return nil, err
 	}
-	wk := proto.WorkerKeys{Signing: sigPub}
+	wk := proto.WorkerKeys{Signing: sigPub, Models: w.cfg.ModelDigests}
 	for _, k := range keys {
 		wk.HPKE = append(wk.HPKE, k.Public())
 	}

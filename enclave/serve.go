@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,10 +58,18 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var outBytes int
-	end, err := w.cfg.Backend.Serve(ctx, opened.Header.Task, opened.Payload, func(text string) error {
-		outBytes += len(text)
-		return resp.WriteEvent(proto.Event{Type: proto.EventData, Data: []byte(text)})
-	})
+	var end proto.EndBody
+	if max := w.inputLimit(opened.Header.Task); max > 0 && len(opened.Payload) > max {
+		err = &TaskError{Code: "too_large", Message: fmt.Sprintf("the %s input of %d bytes exceeds this worker's limit of %d bytes", opened.Header.Task, len(opened.Payload), max)}
+	} else {
+		end, err = w.cfg.Backend.Serve(ctx, opened.Header.Task, opened.Payload, func(text string) error {
+			outBytes += len(text)
+			return resp.WriteEvent(proto.Event{Type: proto.EventData, Data: []byte(text)})
+		})
+		// The digest is the one the evidence binds for the model named,
+		// whatever the backend put there.
+		end.ModelDigest = w.modelDigest(end.Model)
+	}
 	var final proto.Event
 	outcome := "ok"
 	if err != nil {

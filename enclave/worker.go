@@ -58,10 +58,27 @@ type Config struct {
 	// proto.MaxModels names of 1 to proto.MaxModelLen printable ASCII
 	// characters other than space and comma. Nil advertises none.
 	Models []string
+	// ModelDigests names the models the backend serves and their digests
+	// (see DigestModelDir), up to proto.MaxModels with names as Models
+	// allows, each name once. Every key generation's evidence binds them
+	// (proto.WorkerKeys.Models), so the TEE report covers them and a
+	// client policy can pin them, and an end event whose model is one of
+	// them carries its digest (proto.EndBody.ModelDigest). The worker
+	// keeps a copy sorted by name. Nil binds no model: the evidence is
+	// then encoded exactly as by workers that predate model digests.
+	ModelDigests []proto.ModelDigest
 	// Evidence produces the TEE reports that bind the worker's keys.
 	Evidence EvidenceSource
 	// Backend runs the tasks. Nil means Builtin{}.
 	Backend Backend
+	// MaxInputBytes bounds each task's input, by task name: the decrypted
+	// request payload (the task's JSON request, so its text and a few
+	// bytes of framing). The key "*" covers tasks not named. A larger
+	// request fails with a sealed "too_large" error before the backend
+	// sees it. Nil, or a task neither named nor covered by "*", means no
+	// bound but the backend's own and proto.MaxRequestPayload. Values are
+	// 1 to proto.MaxRequestPayload. The worker keeps a copy.
+	MaxInputBytes map[string]int
 	// Logger receives structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time. Nil means time.Now.
@@ -115,6 +132,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("advertise_url", c.AdvertiseURL),
 		slog.String("region", c.Region),
 		slog.Any("models", c.Models),
+		slog.Any("model_digests", modelDigestStrings(c.ModelDigests)),
+		slog.Any("max_input_bytes", c.MaxInputBytes),
 		slog.Int("max_concurrent", c.MaxConcurrent),
 		slog.Duration("reattest_interval", c.ReattestInterval),
 		slog.Bool("credential_set", c.Credential != ""),
@@ -199,6 +218,7 @@ type generation struct {
 // set, it makes the worker's TLS key and self-signed certificate, in
 // memory only.
 func New(cfg Config) (*Worker, error) {
+	var err error
 	if err := checkWorkerID(cfg.ID); err != nil {
 		return nil, err
 	}
@@ -221,6 +241,12 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.Models = slices.Clone(cfg.Models)
+	if cfg.ModelDigests, err = checkModelDigests(cfg.ModelDigests); err != nil {
+		return nil, err
+	}
+	if cfg.MaxInputBytes, err = checkInputLimits(cfg.MaxInputBytes); err != nil {
+		return nil, err
+	}
 	if cfg.Evidence == nil {
 		return nil, configErr("Evidence", "found none, want one")
 	}
@@ -409,6 +435,100 @@ func checkModels(models []string) error {
 		}
 	}
 	return nil
+}
+
+// checkModelDigests checks the models to bind and returns a copy sorted
+// by name, as the bundle encoding wants them.
+func checkModelDigests(models []proto.ModelDigest) ([]proto.ModelDigest, error) {
+	if len(models) > proto.MaxModels {
+		return nil, configErr("ModelDigests", "found %d, want at most %d", len(models), proto.MaxModels)
+	}
+	for i, m := range models {
+		if err := proto.CheckModelName(m.Name); err != nil {
+			return nil, configErr("ModelDigests", "model %d: %s", i, problem(err))
+		}
+		for _, o := range models[:i] {
+			if o.Name == m.Name {
+				return nil, configErr("ModelDigests", "found %q twice, want each model once", m.Name)
+			}
+		}
+	}
+	if len(models) == 0 {
+		return nil, nil
+	}
+	out := slices.Clone(models)
+	slices.SortFunc(out, func(a, b proto.ModelDigest) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// problem returns what a proto.FieldError says was wrong, or the error's
+// text.
+func problem(err error) string {
+	var fe *proto.FieldError
+	if errors.As(err, &fe) {
+		return fe.Problem
+	}
+	return err.Error()
+}
+
+// checkInputLimits checks the per-task input bounds and returns a copy.
+func checkInputLimits(limits map[string]int) (map[string]int, error) {
+	if limits == nil {
+		return nil, nil
+	}
+	out := make(map[string]int, len(limits))
+	for task, n := range limits {
+		if task != "*" && !validTaskName(task) {
+			return nil, configErr("MaxInputBytes", "found task %q, want a task name or \"*\"", task)
+		}
+		if n < 1 || n > proto.MaxRequestPayload {
+			return nil, configErr("MaxInputBytes", "%s: found %d bytes, want 1 to %d", task, n, proto.MaxRequestPayload)
+		}
+		out[task] = n
+	}
+	return out, nil
+}
+
+// validTaskName reports whether t has the form of a header's task name:
+// [a-z][a-z0-9-]*, 1 to 32 bytes.
+func validTaskName(t string) bool {
+	if t == "" || len(t) > 32 || t[0] < 'a' || t[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// inputLimit returns the bound on task's payload, or 0 for none.
+func (w *Worker) inputLimit(task string) int {
+	if n, ok := w.cfg.MaxInputBytes[task]; ok {
+		return n
+	}
+	return w.cfg.MaxInputBytes["*"]
+}
+
+// modelDigestStrings returns "name=sha256:hex" for each model, for logs.
+func modelDigestStrings(models []proto.ModelDigest) []string {
+	out := make([]string, len(models))
+	for i, m := range models {
+		out[i] = m.String()
+	}
+	return out
+}
+
+// modelDigest returns the text form of the digest the evidence binds for
+// model, or "".
+func (w *Worker) modelDigest(model string) string {
+	for _, m := range w.cfg.ModelDigests {
+		if m.Name == model {
+			return proto.FormatModelDigest(m.SHA256)
+		}
+	}
+	return ""
 }
 
 // Handler returns the worker's HTTP handler: proto.PathServe,
