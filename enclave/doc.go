@@ -45,6 +45,29 @@
 // generation's seal.Opener refuses request ids it has already served, and
 // rotation bounds that cache.
 //
+// # Backends
+//
+// Builtin serves summarize and translate on the CPU. OpenAI forwards
+// chat, summarize and translate to an OpenAI-compatible model server on
+// the worker's loopback inside the confidential VM (vLLM, llama.cpp's
+// server, Ollama, SGLang); it refuses any other upstream. Summarize and
+// translate become chat prompts whose exact text is documented in
+// SummarizeSystemPrompt, SummarizePrompt, TranslateSystemPrompt and
+// TranslatePrompt. Config.MaxInputBytes bounds each task's sealed input
+// before any backend sees it.
+//
+// # Model identity
+//
+// A worker that serves a model binds its name and digest into every key
+// generation's evidence (Config.ModelDigests, proto.WorkerKeys.Models,
+// proto/SPEC.md §10.3), so the TEE report covers it and client policies
+// can pin it (policy.ModelRules); the end event of a request names the
+// digest of the model that served it (proto.EndBody.ModelDigest), set by
+// the worker from what it binds, never by the backend. DigestModelDir
+// computes the digest of a directory of weight files; a serving engine's
+// own manifest digest can be bound instead. A worker that binds no model
+// encodes its evidence exactly as before model digests existed.
+//
 // # Status codes
 //
 // proto.PathServe answers 200 with a sealed stream; task failures travel
