@@ -66,6 +66,9 @@ type Config struct {
 	Backend func(i int) enclave.Backend
 	// Models returns the models worker i advertises. Nil advertises none.
 	Models func(i int) []string
+	// ModelDigests returns the model digests worker i's evidence binds
+	// (enclave.Config.ModelDigests). Nil binds none.
+	ModelDigests func(i int) []proto.ModelDigest
 	// Now is every component's clock. Nil means time.Now.
 	Now func() time.Time
 	// KeyLog receives the workers' keys and secrets. INSECURE: tests only.
@@ -250,6 +253,10 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		if cfg.Models != nil {
 			models = cfg.Models(i)
 		}
+		var digests []proto.ModelDigest
+		if cfg.ModelDigests != nil {
+			digests = cfg.ModelDigests(i)
+		}
 		w, err := enclave.New(enclave.Config{
 			ID:                fmt.Sprintf("%s-worker-%d", ev.Kind(), i+1),
 			GatewayURL:        n.GatewayURL,
@@ -260,6 +267,7 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			InsecurePlainHTTP: cfg.InsecurePlainHTTP,
 			Region:            "local",
 			Models:            models,
+			ModelDigests:      digests,
 			Backend:           backend,
 			Evidence:          ev,
 			Now:               cfg.Now,
