@@ -147,12 +147,17 @@ func splitModels(s string) []string {
 // configFlags names the flag behind each enclave.Config field, for
 // enclave.ConfigError.
 var configFlags = map[string]string{
-	"ID":            "-id",
-	"GatewayURL":    "-gateway",
-	"Credential":    "-credential-file",
-	"ProviderKey":   "-provider-key-file",
-	"AdvertiseURL":  "-advertise",
-	"Region":        "-region",
-	"Models":        "-models",
-	"MaxConcurrent": "-capacity",
+	"ID":             "-id",
+	"GatewayURL":     "-gateway",
+	"Credential":     "-credential-file",
+	"ProviderKey":    "-provider-key-file",
+	"AdvertiseURL":   "-advertise",
+	"Region":         "-region",
+	"Models":         "-models",
+	"MaxConcurrent":  "-capacity",
+	"BaseURL":        "-upstream",
+	"Model":          "-model",
+	"ModelDigests":   "-model",
+	"MaxInputBytes":  "-max-input-bytes",
+	"RequestTimeout": "-request-timeout",
 }

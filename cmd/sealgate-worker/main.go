@@ -9,6 +9,9 @@
 //		-credential-file FILE -provider-key-file FILE [-gateway-ca FILE] \
 //		[-gpus] [-listen ADDR] [-advertise URL] [-capacity N] [-region R] [-models M1,M2] [-reattest D]
 //	sealgate-worker ... -tee sim -insecure-simulated-tee [-insecure-plain-http]
+//	sealgate-worker ... -backend openai -upstream http://127.0.0.1:8000/v1 -model NAME \
+//		[-model-dir DIR | -model-digest sha256:HEX] [-max-input-bytes SIZE|TASK=SIZE,...] [-request-timeout D]
+//	sealgate-worker -print-model-digest DIR
 //
 // -credential-file holds the provider's API key (sgp_...), which the
 // worker sends with every call to the gateway. -provider-key-file holds the
@@ -32,11 +35,28 @@
 // build with -tags nvml), with RIMs and OCSP responses from NVIDIA. -tee
 // sim is the INSECURE simulated TEE, which needs -insecure-simulated-tee
 // as well: simulated evidence proves nothing about where the worker runs.
+//
+// -backend builtin (the default) serves summarize and translate on the
+// CPU. -backend openai forwards chat, summarize and translate to an
+// OpenAI-compatible model server inside the confidential VM (vLLM,
+// llama.cpp's server, Ollama, SGLang) at -upstream, which must be on the
+// loopback, serving the model named by -model (advertised unless -models
+// says otherwise). -model-dir hashes the model's weight files at start
+// (proto/SPEC.md §10.3; a directory or one file) and -model-digest takes
+// the serving engine's manifest digest instead; either way the evidence
+// binds the digest under the model's name, so clients can pin it, and
+// every end event names it. -print-model-digest DIR prints a directory's
+// digest and exits, for operators and clients that pin it.
+//
+// -max-input-bytes bounds each task's input (its sealed JSON request): one
+// size for every task, or TASK=SIZE pairs where the task * covers the
+// rest, sizes in bytes or with KiB or MiB. -request-timeout bounds each
+// request; an openai backend's own timeouts (1 minute to the first token,
+// 30 seconds between tokens, 10 minutes in all) apply within it.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -74,11 +94,28 @@ func run(args []string) error {
 	plainHTTP := fs.Bool("insecure-plain-http", false, "INSECURE: serve plain HTTP without mutual TLS, to anyone (tests and benchmarks only)")
 	gpus := fs.Bool("gpus", false, "also collect every GPU's confidential-computing evidence through NVML (needs a build with -tags nvml)")
 	reattest := fs.Duration("reattest", 3*time.Minute, "interval the gateway re-challenges this worker at (must match the gateway's); the worker enrolls again after twice this without a challenge")
+	var bf backendFlags
+	fs.StringVar(&bf.kind, "backend", "builtin", "inference backend: builtin (CPU summarize and translate) or openai (a model server on the loopback)")
+	fs.StringVar(&bf.upstream, "upstream", "", "with -backend openai: the model server's OpenAI-compatible base URL on the loopback, such as http://127.0.0.1:8000/v1")
+	fs.StringVar(&bf.model, "model", "", "with -backend openai: the model's served name, sent upstream and named in responses")
+	fs.StringVar(&bf.modelDir, "model-dir", "", "with -backend openai: the model's weight files (a directory or one file), hashed at start and bound into the evidence")
+	fs.StringVar(&bf.modelDigest, "model-digest", "", "with -backend openai: sha256:HEX, the serving engine's model manifest digest, bound into the evidence (instead of -model-dir)")
+	fs.StringVar(&bf.maxInput, "max-input-bytes", "", "bound on each task's input: SIZE for every task, or TASK=SIZE,... with * for the rest; SIZE in bytes or with KiB or MiB (default: each backend's 1 MiB of text)")
+	requestTimeout := fs.Duration("request-timeout", 2*time.Minute, "bound on each request, from its first byte to its last")
+	printDigest := fs.String("print-model-digest", "", "print the model digest of a directory or file (sha256:HEX) and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("found argument %q, want only flags", fs.Arg(0))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *printDigest != "" {
+		return printModelDigest(ctx, *printDigest, func(s string) { fmt.Println(s) })
+	}
+	if *requestTimeout <= 0 {
+		return fmt.Errorf("-request-timeout: found %v, want a positive duration", *requestTimeout)
 	}
 	if *capacity < 1 || *capacity > proto.MaxCapacity {
 		return fmt.Errorf("-capacity: found %d, want 1 to %d", *capacity, proto.MaxCapacity)
@@ -118,32 +155,38 @@ func run(args []string) error {
 			log.Warn("a secret file is readable by its group or others; make it mode 0600", slog.String("flag", name), slog.String("path", path))
 		}
 	}
+	backend, err := buildBackend(ctx, bf, log)
+	if err != nil {
+		return err
+	}
+	advertised := splitModels(*models)
+	if advertised == nil {
+		advertised = backend.advertise
+	}
 	w, err := enclave.New(enclave.Config{
 		ID: *id, GatewayURL: *gatewayURL, AdvertiseURL: *advertise,
 		Credential:        credential,
 		ProviderKey:       providerKey,
 		GatewayTLS:        gatewayTLS,
 		Region:            *region,
-		Models:            splitModels(*models),
+		Models:            advertised,
+		ModelDigests:      backend.digests,
+		Backend:           backend.backend,
+		MaxInputBytes:     backend.limits,
 		MaxConcurrent:     *capacity,
+		RequestTimeout:    *requestTimeout,
 		InsecurePlainHTTP: *plainHTTP,
 		Evidence:          evidence,
 		Logger:            log,
 		ReattestInterval:  *reattest,
 	})
-	var ce *enclave.ConfigError
-	if errors.As(err, &ce) && configFlags[ce.Field] != "" {
-		return fmt.Errorf("%s: %s", configFlags[ce.Field], ce.Msg)
-	}
 	if err != nil {
-		return err
+		return flagError(err)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("-listen: %v", err)
 	}
 	log.Info("worker listening", slog.String("addr", ln.Addr().String()))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return w.Run(ctx, ln)
 }
