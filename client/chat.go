@@ -125,16 +125,17 @@ type ChatStream struct {
 	// RequestID is the request's id, hex.
 	RequestID string
 
-	ctx      context.Context
-	body     *recordingReader
-	closer   io.Closer
-	resp     *seal.Response
-	received int    // bytes of output authenticated so far
-	pending  []byte // the start of a UTF-8 sequence split across events
-	read     bool   // a delta has been returned
-	ended    bool   // the end event arrived; end is set
-	end      proto.EndBody
-	err      error // sticky: every later read returns it
+	ctx       context.Context
+	pinModels bool // the policy pins model digests: the answering model must be bound
+	body      *recordingReader
+	closer    io.Closer
+	resp      *seal.Response
+	received  int    // bytes of output authenticated so far
+	pending   []byte // the start of a UTF-8 sequence split across events
+	read      bool   // a delta has been returned
+	ended     bool   // the end event arrived; end is set
+	end       proto.EndBody
+	err       error // sticky: every later read returns it
 }
 
 // errClosed is what a stream closed before its end returns.
@@ -240,6 +241,9 @@ func (s *ChatStream) next() (string, error) {
 			if err := json.Unmarshal(e.Data, &s.end); err != nil {
 				return "", s.fail(fmt.Errorf("client: worker end event does not decode: %w", err))
 			}
+			if err := checkModel(s.Worker, s.pinModels, s.end); err != nil {
+				return "", s.fail(err)
+			}
 			s.ended = true
 			s.closer.Close() // the body is read to its end: seal checked there is nothing after the end event
 			s.closer = nil
@@ -268,6 +272,23 @@ func (s *ChatStream) text(data []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// checkModel checks the end event's model against the answering
+// worker's verified evidence: the digest the worker names must be the one
+// its evidence binds for that model, and, when the policy pins model
+// digests, the model must be one the evidence binds.
+func checkModel(w Worker, pinned bool, end proto.EndBody) error {
+	bound, ok := w.verified.ModelDigest(end.Model)
+	switch {
+	case ok && end.ModelDigest != proto.FormatModelDigest(bound):
+		return &ModelError{WorkerID: w.ID, Model: end.Model, Found: fmt.Sprintf("digest %.80q", end.ModelDigest), Want: proto.FormatModelDigest(bound) + ", the digest its evidence binds"}
+	case !ok && end.ModelDigest != "":
+		return &ModelError{WorkerID: w.ID, Model: end.Model, Found: fmt.Sprintf("digest %.80q", end.ModelDigest), Want: "none: its evidence binds no digest for this model"}
+	case !ok && pinned:
+		return &ModelError{WorkerID: w.ID, Model: end.Model, Found: "a model its evidence does not bind", Want: "one of the models its evidence binds, as the policy pins model digests"}
+	}
+	return nil
 }
 
 // fail records err as the stream's end and releases the connection.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/client/internal/gatewaytest"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
@@ -286,5 +287,65 @@ func TestChatGatewayRefusal(t *testing.T) {
 	var oe *OverloadedError
 	if !errors.As(err, &oe) || oe.RetryAfter.Seconds() != 7 {
 		t.Fatalf("err = %v, want an OverloadedError with retry after 7s", err)
+	}
+}
+
+// The end event's model digest must be the one the answering worker's
+// verified evidence binds; under a policy that pins model digests, the
+// answering model must be bound.
+func TestChatModelDigest(t *testing.T) {
+	m1 := proto.ModelDigest{Name: "m1", SHA256: [32]byte{1}}
+	digest := proto.FormatModelDigest(m1.SHA256)
+	worker := func(t *testing.T) []*gatewaytest.Worker {
+		ws := chatFleet(t, "A", "m1,m2")
+		if err := ws[0].BindModels(m1); err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	claims := func(model, digest string) func(string, []byte) ([]string, proto.EndBody, error) {
+		return func(string, []byte) ([]string, proto.EndBody, error) {
+			return []string{"an", " answer"}, proto.EndBody{Model: model, ModelDigest: digest}, nil
+		}
+	}
+	pinned := func(c *Config) {
+		p := *c.Policy
+		p.Models = &policy.ModelRules{AllowedDigests: []string{digest}}
+		c.Policy = &p
+	}
+	tests := []struct {
+		name    string
+		reply   func(string, []byte) ([]string, proto.EndBody, error)
+		edit    func(*Config)
+		wantErr bool
+	}{
+		{"bound model, set by the worker", nil, nil, false},
+		{"bound model, pinned", nil, pinned, false},
+		{"wrong digest", claims("m1", "sha256:"+strings.Repeat("0", 64)), nil, true},
+		{"no digest for a bound model", claims("m1", ""), nil, true},
+		{"a digest for an unbound model", claims("m2", digest), nil, true},
+		{"unbound model, not pinned", claims("m2", ""), nil, false},
+		{"unbound model, pinned", claims("m2", ""), pinned, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startDouble(t, gatewaytest.Config{Workers: worker(t), Reply: tt.reply})
+			req := userSays("which model")
+			req.Model = "m1"
+			s := mustChat(t, clientOf(t, g, tt.edit), req)
+			got, err := deltas(s)
+			var me *ModelError
+			if tt.wantErr != errors.Is(err, ErrModel) || tt.wantErr && (!errors.As(err, &me) || me.WorkerID != "A0") {
+				t.Fatalf("err = %v, want a ModelError: %v", err, tt.wantErr)
+			}
+			if _, ok := s.End(); ok == tt.wantErr || len(got) == 0 {
+				t.Fatalf("End ok %v after %q", ok, got)
+			}
+			if !tt.wantErr && tt.reply == nil {
+				if end, _ := s.End(); end.ModelDigest != digest {
+					t.Fatalf("end %+v, want digest %s", end, digest)
+				}
+			}
+		})
 	}
 }

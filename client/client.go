@@ -538,7 +538,7 @@ func (c *Client) start(ctx context.Context, task string, payload []byte, model s
 	id := sealed.ID()
 	return &ChatStream{
 		Worker: chosen[stream.Candidate()], Candidates: chosen, Refused: refused, RequestID: hex.EncodeToString(id[:]),
-		ctx: ctx, body: body, closer: resp.Body, resp: stream,
+		ctx: ctx, pinModels: c.cfg.Policy.Models != nil, body: body, closer: resp.Body, resp: stream,
 	}, nil
 }
 

@@ -53,7 +53,10 @@
 // (*OverloadedError with RetryAfter: 503), *GatewayError, *TaskError,
 // ErrTruncated (*TruncatedError: the stream ended before its final sealed
 // chunk, so no partial answer is returned; ChatStream.Deltas ends with it
-// after the deltas that did arrive), ErrInvalidRequest (*RequestError: a
+// after the deltas that did arrive), ErrModel (*ModelError: the end
+// event names a model digest the answering worker's verified evidence
+// does not bind, or, when Config.Policy pins model digests, a model it
+// does not bind), ErrInvalidRequest (*RequestError: a
 // chat request the client refused to send), and seal's ErrAuthentication,
 // ErrTrailingData and ErrNotCandidate for a forged response stream.
 //

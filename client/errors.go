@@ -32,7 +32,29 @@ var (
 	ErrEndorsement = errors.New("provider endorsement refused")
 	// ErrStrictEvidence matches every *StrictEvidenceError.
 	ErrStrictEvidence = errors.New("fresh evidence refused")
+	// ErrModel matches every *ModelError.
+	ErrModel = errors.New("answering model does not match the verified evidence")
 )
+
+// ModelError: the worker's end event names a model or a model digest
+// that its verified evidence does not back, so the answer is refused (no
+// text of it is returned by Collect or Do; ChatStream.Deltas ends with
+// this error after the deltas that arrived).
+type ModelError struct {
+	// WorkerID is the worker that answered, as the sealed response proves.
+	WorkerID string
+	// Model is the model the end event names.
+	Model string
+	// Found and Want describe the mismatch.
+	Found, Want string
+}
+
+func (e *ModelError) Error() string {
+	return fmt.Sprintf("worker %s answered as model %.80q: found %s, want %s", e.WorkerID, e.Model, e.Found, e.Want)
+}
+
+// Is makes ModelError match ErrModel.
+func (e *ModelError) Is(target error) bool { return target == ErrModel }
 
 // NoCandidateError: no listed worker passed verification (or none offered
 // an acceptable suite). Refusals says why each listed one was refused.

@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
+	"github.com/sealgate/sealgate/client"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/seal"
 )
 
 // Parameters at their defaults are accepted, content parts are joined,
@@ -51,5 +55,26 @@ func TestFinishReason(t *testing.T) {
 func TestHeaderValueIsClean(t *testing.T) {
 	if got := headerValue("worker\r\nX-Evil: 1\x00é"); got != "workerX-Evil: 1" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// Errors the fake gateway of proxy_test cannot produce.
+func TestErrorForIntegrity(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&client.ModelError{WorkerID: "w", Model: "m", Found: "x", Want: "y"}, 502, "model_mismatch"},
+		{&client.TruncatedError{WorkerID: "w", Err: seal.ErrTruncated}, 502, "truncated"},
+		{fmt.Errorf("client: %w", seal.ErrAuthentication), 502, "integrity_failure"},
+		{&client.TaskError{Code: "deadline", Message: "slow", WorkerID: "w"}, 504, "deadline"},
+		{&client.TaskError{Code: "model_not_found", Message: "no", WorkerID: "w"}, 404, "model_not_found"},
+		{&client.GatewayError{Status: 413, Code: "too_large"}, 413, "request_too_large"},
+		{context.DeadlineExceeded, 504, "timeout"},
+	} {
+		if e := errorFor(tt.err); e.status != tt.status || e.code != tt.code {
+			t.Errorf("%v: %d %s, want %d %s", tt.err, e.status, e.code, tt.status, tt.code)
+		}
 	}
 }

@@ -111,6 +111,8 @@ func errorFor(err error) *apiError {
 		e.status, e.typ, e.code, e.msg = http.StatusBadGateway, typeServer, "truncated", "the worker's sealed reply stopped before its end; no partial answer is given"
 	case errors.Is(err, seal.ErrAuthentication), errors.Is(err, seal.ErrTrailingData), errors.Is(err, seal.ErrNotCandidate), errors.Is(err, seal.ErrTruncated):
 		e.status, e.typ, e.code, e.msg = http.StatusBadGateway, typeServer, "integrity_failure", "the sealed reply failed its integrity checks"
+	case errors.Is(err, client.ErrModel):
+		e.status, e.typ, e.code, e.msg = http.StatusBadGateway, typeServer, "model_mismatch", "the answering model does not match the worker's verified evidence: "+safe(err.Error(), 400)
 	case errors.As(err, &task):
 		e.status, e.typ, e.code = taskStatus(task.Code), typeServer, safe(task.Code, 64)
 		if e.status < 500 {

@@ -183,7 +183,7 @@ func TestOpenAIClientThroughGateway(t *testing.T) {
 	}
 
 	var secrets []string // every prompt word and every reply word that must not leak
-	const pieces = 8 // "Sealed", " reply:", " PLEASE", " KEEP" and the four canaries
+	const pieces = 8     // "Sealed", " reply:", " PLEASE", " KEEP" and the four canaries
 	prompt := func() (system, user string, want string) {
 		sys, words := canary(), []string{canary(), canary(), canary(), canary()}
 		secrets = append(secrets, sys)

@@ -155,6 +155,8 @@ func exitCode(err error) int {
 		return 8
 	case errors.Is(err, client.ErrTruncated):
 		return 6
+	case errors.Is(err, client.ErrModel):
+		return 6
 	case errors.As(err, &ge), errors.Is(err, client.ErrOverloaded):
 		return 4
 	case errors.As(err, &te):

@@ -96,6 +96,7 @@ type Worker struct {
 	signing ed25519.PublicKey
 	device  *sim.Device
 	opener  *seal.Opener
+	models  []proto.ModelDigest // bound in its evidence
 }
 
 // NewWorker makes a worker with fresh keys (ML-KEM-768+X25519) and a
@@ -129,6 +130,23 @@ func NewWorker(id string, p *Provider, now func() time.Time) (*Worker, error) {
 	return w, nil
 }
 
+// BindModels remakes the worker's evidence (and its endorsement) with
+// its keys binding models, sorted by name, as a worker serving them does.
+// Its answers then name the digest bound for the model they name, as the
+// real worker sets proto.EndBody.ModelDigest; with Config.Reply, the end
+// summary is sent exactly as Reply gives it, so a test can make it lie.
+func (w *Worker) BindModels(models ...proto.ModelDigest) error {
+	w.models = slices.SortedFunc(slices.Values(models), func(a, b proto.ModelDigest) int { return strings.Compare(a.Name, b.Name) })
+	var nonce [proto.NonceSize]byte
+	rand.Read(nonce[:])
+	var err error
+	if w.Bundle, err = w.Evidence(nonce); err != nil {
+		return err
+	}
+	w.Endorsement, err = w.Provider.Endorse(w.ID, w.Bundle)
+	return err
+}
+
 // Evidence returns a new simulated bundle of the worker's keys bound to
 // nonce, as the worker makes for a strict-mode client.
 func (w *Worker) Evidence(nonce [proto.NonceSize]byte) ([]byte, error) {
@@ -138,7 +156,7 @@ func (w *Worker) Evidence(nonce [proto.NonceSize]byte) ([]byte, error) {
 // EvidenceOf returns a simulated bundle binding key (which need not be
 // the worker's) and nonce.
 func (w *Worker) EvidenceOf(key proto.HPKEKey, nonce [proto.NonceSize]byte) ([]byte, error) {
-	b := proto.Bundle{Kind: "sim", Nonce: nonce, Keys: proto.WorkerKeys{HPKE: []proto.HPKEKey{key}, Signing: w.signing}}
+	b := proto.Bundle{Kind: "sim", Nonce: nonce, Keys: proto.WorkerKeys{HPKE: []proto.HPKEKey{key}, Signing: w.signing, Models: w.models}}
 	b.Report = w.device.Report(b.ReportData())
 	return b.Marshal()
 }
@@ -389,7 +407,7 @@ func (g *Gateway) requests(rw http.ResponseWriter, r *http.Request) {
 			g.mu.Lock()
 			g.served = append(g.served, w.ID)
 			g.mu.Unlock()
-			g.answer(rw, opened)
+			g.answer(rw, opened, w)
 			return
 		}
 	}
@@ -397,7 +415,7 @@ func (g *Gateway) requests(rw http.ResponseWriter, r *http.Request) {
 }
 
 // answer runs the task and sends the sealed stream, cut if told to.
-func (g *Gateway) answer(rw http.ResponseWriter, opened *seal.Opened) {
+func (g *Gateway) answer(rw http.ResponseWriter, opened *seal.Opened, w *Worker) {
 	var stream bytes.Buffer
 	resp, err := opened.NewResponseWriter(&stream, nil, time.Hour)
 	if err != nil {
@@ -414,6 +432,13 @@ func (g *Gateway) answer(rw http.ResponseWriter, opened *seal.Opened) {
 			if err := resp.WriteEvent(proto.Event{Type: proto.EventData, Data: []byte(p)}); err != nil {
 				writeError(rw, http.StatusInternalServerError, "internal", "response")
 				return
+			}
+		}
+		if g.cfg.Reply == nil {
+			for _, m := range w.models {
+				if m.Name == end.Model {
+					end.ModelDigest = proto.FormatModelDigest(m.SHA256)
+				}
 			}
 		}
 		data, _ := json.Marshal(end)
