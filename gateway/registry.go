@@ -432,20 +432,33 @@ func sortByLoad(cs []candidate) {
 	})
 }
 
-// listed is one worker in a listing.
+// listed is a worker a listing may include: a snapshot of its load, and
+// a random rank among equally loaded workers.
 type listed struct {
-	info proto.CandidateInfo
+	w    *worker
 	load int64
-	own  bool // in the tenant's pool
+	tie  uint64
+	pool *pool // the tenant's pool, for one of its own nodes
+}
+
+// before orders listed workers least loaded first, ties at random.
+func (l listed) before(m listed) bool {
+	return l.load < m.load || l.load == m.load && l.tie < m.tie
 }
 
 // listing returns up to n workers serving task that tenant may use at now:
 // the tenant's pool nodes first, then the others, each part spread over
 // distinct providers (by endorsement key), least loaded first within a
 // provider.
+//
+// It is the same as sorting each part by load (ties in random order) and
+// taking, pass after pass, the first worker not yet taken of each
+// provider in that order, but it keeps only each provider's n best
+// workers, and copies out only the n it lists.
 func (r *registry) listing(task, tenant string, n int, now time.Time) []proto.CandidateInfo {
 	r.mu.RLock()
-	var own, other []listed
+	defer r.mu.RUnlock()
+	own, other := newDiverse(n), newDiverse(n)
 	for _, w := range r.workers {
 		if !slices.Contains(w.at.tasks, task) {
 			continue
@@ -454,60 +467,89 @@ func (r *registry) listing(task, tenant string, n int, now time.Time) []proto.Ca
 		if !usable || w.breaker.State() == breaker.Open {
 			continue
 		}
-		l := listed{load: w.load(w.at.capacity), own: p != nil && !slot}
-		l.info = proto.CandidateInfo{
-			WorkerID: w.id, Tasks: w.at.tasks, Bundle: w.at.verified.Bundle(),
-			ProviderID: w.at.providerID, ProviderKey: w.at.providerKey, Endorsement: w.at.endorsement,
-			Region: w.at.region, Models: w.at.models, Capacity: w.at.capacity,
-		}
-		if l.own {
-			l.info.Pool = p.id
-			own = append(own, l)
+		l := listed{w: w, load: w.load(w.at.capacity), tie: rand.Uint64()}
+		if p != nil && !slot {
+			l.pool = p
+			own.add(l)
 		} else {
-			other = append(other, l)
+			other.add(l)
 		}
 	}
-	r.mu.RUnlock()
 	out := make([]proto.CandidateInfo, 0, n)
-	out = appendDiverse(out, own, n)
-	return appendDiverse(out, other, n)
+	out = own.appendTo(out, n)
+	return other.appendTo(out, n)
 }
 
-// appendDiverse appends up to n-len(out) of ls to out, one per provider
-// key in turn (the least loaded of each), then again, until done.
-func appendDiverse(out []proto.CandidateInfo, ls []listed, n int) []proto.CandidateInfo {
-	if len(out) >= n || len(ls) == 0 {
-		return out
+// diverse collects listed workers by provider key, keeping each
+// provider's n best.
+type diverse struct {
+	n     int
+	byKey map[string]*[]listed // each sorted by before, at most n long
+}
+
+func newDiverse(n int) *diverse { return &diverse{n: n, byKey: make(map[string]*[]listed)} }
+
+func (d *diverse) add(l listed) {
+	best := d.byKey[string(l.w.at.providerKey)]
+	if best == nil {
+		best = new([]listed)
+		d.byKey[string(l.w.at.providerKey)] = best
 	}
-	rand.Shuffle(len(ls), func(i, j int) { ls[i], ls[j] = ls[j], ls[i] })
-	slices.SortStableFunc(ls, func(a, b listed) int {
-		switch {
-		case a.load < b.load:
-			return -1
-		case a.load > b.load:
-			return 1
-		}
-		return 0
-	})
-	taken := make([]bool, len(ls))
-	for len(out) < n {
-		seen := make(map[string]bool)
-		progress := false
-		for i, l := range ls {
-			if taken[i] || seen[string(l.info.ProviderKey)] {
-				continue
+	b := *best
+	if len(b) == d.n && !l.before(b[d.n-1]) {
+		return
+	}
+	i := len(b)
+	for i > 0 && l.before(b[i-1]) {
+		i--
+	}
+	if len(b) == d.n {
+		b = b[:d.n-1]
+	}
+	*best = slices.Insert(b, i, l)
+}
+
+// appendTo appends up to n-len(out) workers to out, one per provider in
+// turn (each provider's best first, the providers' best in order), then
+// again, until done. r.mu is held.
+func (d *diverse) appendTo(out []proto.CandidateInfo, n int) []proto.CandidateInfo {
+	var round []listed
+	for k := 0; len(out) < n; k++ {
+		round = round[:0]
+		for _, best := range d.byKey {
+			if k < len(*best) {
+				round = append(round, (*best)[k])
 			}
-			seen[string(l.info.ProviderKey)] = true
-			taken[i], progress = true, true
-			l.info.Tasks = slices.Clone(l.info.Tasks)
-			out = append(out, l.info)
-			if len(out) >= n {
-				break
-			}
 		}
-		if !progress {
+		if len(round) == 0 {
 			break
+		}
+		slices.SortFunc(round, func(a, b listed) int {
+			switch {
+			case a.before(b):
+				return -1
+			case b.before(a):
+				return 1
+			}
+			return 0
+		})
+		for _, l := range round[:min(len(round), n-len(out))] {
+			out = append(out, l.info())
 		}
 	}
 	return out
+}
+
+// info is what a listing says of l's worker. r.mu is held.
+func (l listed) info() proto.CandidateInfo {
+	at := &l.w.at
+	c := proto.CandidateInfo{
+		WorkerID: l.w.id, Tasks: slices.Clone(at.tasks), Bundle: at.verified.Bundle(),
+		ProviderID: at.providerID, ProviderKey: at.providerKey, Endorsement: at.endorsement,
+		Region: at.region, Models: at.models, Capacity: at.capacity,
+	}
+	if l.pool != nil {
+		c.Pool = l.pool.id
+	}
+	return c
 }

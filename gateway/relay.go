@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sealgate/sealgate/gateway/api"
@@ -25,6 +26,10 @@ const retryRelay = time.Second
 // relayBufSize is the size of one read from a worker's response; each read
 // is written and flushed to the client as it arrives.
 const relayBufSize = 32 << 10
+
+// relayBufs recycles the relayBufSize buffers responses are copied
+// through: one per relay would be the gateway's largest allocation.
+var relayBufs = sync.Pool{New: func() any { return new([relayBufSize]byte) }}
 
 // maxErrorDrain bounds how much of a failed worker response is read
 // before its connection is closed, so the connection can be reused.
@@ -103,7 +108,9 @@ func (g *Gateway) Relay(ctx context.Context, cred string, body io.Reader, sink a
 			g.metrics.Failover()
 		}
 		tried++
-		fwd := proto.AppendForwardPreamble(make([]byte, 0, 8+len(pre.HeaderBytes)+1+proto.WrapSize), pre.HeaderBytes, c.index, pre.Wraps[c.index])
+		// Room for the chunks too: forward sends the preamble and the
+		// chunks as one buffer.
+		fwd := proto.AppendForwardPreamble(make([]byte, 0, 8+len(pre.HeaderBytes)+1+proto.WrapSize+len(chunks)), pre.HeaderBytes, c.index, pre.Wraps[c.index])
 		done, outcome, err := g.forward(ctx, log, c, fwd, chunks, sink, start, bytesIn, tried)
 		if done {
 			g.metrics.RequestDone(h.Task, outcome, time.Since(start))
@@ -220,13 +227,14 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.serveURL, io.MultiReader(bytes.NewReader(fwd), bytes.NewReader(chunks)))
+	// The body is one in-memory buffer (fwd has room for the chunks, and
+	// is this attempt's own), so net/http sets ContentLength and GetBody
+	// and writes the request line, headers and body together, rather
+	// than flushing the headers before a body it cannot see the end of.
+	body := append(fwd, chunks...)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.serveURL, bytes.NewReader(body))
 	if err != nil {
 		return false, "", fmt.Errorf("building request: %w", err)
-	}
-	req.ContentLength = int64(len(fwd) + len(chunks))
-	req.GetBody = func() (io.ReadCloser, error) {
-		return io.NopCloser(io.MultiReader(bytes.NewReader(fwd), bytes.NewReader(chunks))), nil
 	}
 	req.Header.Set("Content-Type", proto.MediaTypeForward)
 	resp, err := c.client.Do(req)
@@ -241,7 +249,9 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 		return g.attemptFailed(ctx, c, resp.StatusCode != http.StatusServiceUnavailable, fmt.Errorf("worker answered status %d", resp.StatusCode))
 	}
 
-	buf := make([]byte, relayBufSize)
+	bufp := relayBufs.Get().(*[relayBufSize]byte)
+	defer relayBufs.Put(bufp)
+	buf := bufp[:]
 	var n int
 	for n == 0 && err == nil {
 		n, err = resp.Body.Read(buf)
@@ -288,7 +298,9 @@ func (g *Gateway) forward(ctx context.Context, log *slog.Logger, c candidate, fw
 		}
 		n, err = resp.Body.Read(buf)
 	}
-	log.InfoContext(ctx, "relayed",
+	// LogAttrs, unlike InfoContext, does not box its attributes, which
+	// would cost one allocation each on every relay, logged or not.
+	log.LogAttrs(ctx, slog.LevelInfo, "relayed",
 		slog.String("worker", c.w.id), slog.String("status", status), slog.Int("attempt", attempt),
 		slog.Int64("bytes_in", bytesIn), slog.Int64("bytes_out", bytesOut),
 		slog.Duration("ttfb", ttfb), slog.Duration("duration", time.Since(start)))
