@@ -14,6 +14,7 @@ test:
 	scripts/test
 
 build:
+	scripts/setup
 	$(GO) build -o bin/ ./cmd/...
 
 vet:

@@ -95,7 +95,7 @@ func runAdmin(ctx context.Context, args []string, sio stdio) error {
 func adminFlagSet(name string, gf *gatewayFlags, sio stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("sealgate admin "+name, flag.ContinueOnError)
 	fs.SetOutput(sio.stderr)
-	gf.register(fs, sio.getenv("SEALGATE_ADMIN_CREDENTIAL_FILE"),
+	gf.register(fs, sio.getenv, sio.getenv("SEALGATE_ADMIN_CREDENTIAL_FILE"),
 		"file holding the admin credential (sga_...) (env SEALGATE_ADMIN_CREDENTIAL_FILE)")
 	return fs
 }
@@ -386,10 +386,10 @@ type gatewayFlags struct {
 	timeout        time.Duration
 }
 
-func (f *gatewayFlags) register(fs *flag.FlagSet, credentialDefault, credentialUsage string) {
-	fs.StringVar(&f.gateway, "gateway", "", "gateway base URL, https://HOST[:PORT] (required)")
+func (f *gatewayFlags) register(fs *flag.FlagSet, getenv func(string) string, credentialDefault, credentialUsage string) {
+	fs.StringVar(&f.gateway, "gateway", getenv("SEALGATE_GATEWAY"), "gateway base URL, https://HOST[:PORT] (required; env SEALGATE_GATEWAY)")
 	fs.StringVar(&f.credentialFile, "credential-file", credentialDefault, credentialUsage)
-	fs.StringVar(&f.caFile, "gateway-ca", "", "PEM file of the certificates to trust for the gateway instead of the system roots (a development gateway's self-signed certificate)")
+	fs.StringVar(&f.caFile, "gateway-ca", getenv("SEALGATE_GATEWAY_CA"), "PEM file of the certificates to trust for the gateway instead of the system roots (a development gateway's self-signed certificate; env SEALGATE_GATEWAY_CA)")
 	fs.BoolVar(&f.plainHTTP, "insecure-plain-http", false, "INSECURE: allow an http:// gateway URL, to a loopback host only")
 	fs.BoolVar(&f.json, "json", false, "print the gateway's JSON answer")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")

@@ -6,7 +6,7 @@
 //	sealgate chat       chat with a verified worker, streaming the reply
 //	sealgate proxy      serve an OpenAI-compatible API on loopback, sealing every request
 //	sealgate workers    list a gateway's candidates for a task with this client's verdicts
-//	sealgate demo       run a local network and a private summarize request
+//	sealgate demo       run a local network and a private summarize request; -serve keeps it up
 //	sealgate attest     verify or inspect an evidence bundle offline
 //	sealgate admin      manage a gateway's providers, tenants, pools and credentials
 //	sealgate provider   make and register a provider's endorsement key
@@ -49,6 +49,7 @@ commands:
   proxy      serve an OpenAI-compatible API on loopback that verifies and seals every request
   workers    list a gateway's candidates for a task with this client's verification verdicts
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
+             (-serve DIR keeps the network up for the other commands)
   attest     verify or inspect a worker's evidence bundle offline
   admin      manage a gateway's providers, tenants, pools and credentials
   provider   make and register a provider's endorsement key

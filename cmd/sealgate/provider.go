@@ -86,7 +86,7 @@ func runProviderRegisterKey(ctx context.Context, args []string, sio stdio) error
 	fs := flag.NewFlagSet("sealgate provider register-key", flag.ContinueOnError)
 	fs.SetOutput(sio.stderr)
 	var gf gatewayFlags
-	gf.register(fs, "", "file holding the provider's credential (sgp_...) (required)")
+	gf.register(fs, sio.getenv, "", "file holding the provider's credential (sgp_...) (required)")
 	keyFile := fs.String("key-file", "", "the provider's endorsement key, as written by 'sealgate provider keygen' (required)")
 	if err := parseVerb(fs, args); err != nil {
 		return err

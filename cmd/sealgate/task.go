@@ -55,7 +55,7 @@ func (l *anchorKeyList) Set(v string) error {
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.gateway, "gateway", envOr("SEALGATE_GATEWAY", "https://127.0.0.1:8080"), "gateway base URL (env SEALGATE_GATEWAY)")
 	fs.StringVar(&f.credentialFile, "credential-file", os.Getenv("SEALGATE_CREDENTIAL_FILE"), "file holding the tenant's API key (sgt_...), mode 0600 (env SEALGATE_CREDENTIAL_FILE); a key is never taken on the command line")
-	fs.StringVar(&f.gatewayCA, "gateway-ca", "", "PEM file of the certificate or CA to trust for the gateway instead of the system roots, such as a development gateway's self-signed certificate")
+	fs.StringVar(&f.gatewayCA, "gateway-ca", os.Getenv("SEALGATE_GATEWAY_CA"), "PEM file of the certificate or CA to trust for the gateway instead of the system roots, such as a development gateway's self-signed certificate (env SEALGATE_GATEWAY_CA)")
 	fs.BoolVar(&f.insecurePlain, "insecure-plain-http", false, "INSECURE: allow an http:// gateway on a loopback address; the API key travels unencrypted (development only)")
 	fs.BoolVar(&f.strict, "strict", false, "before sealing, have each chosen worker prove its keys with evidence bound to a nonce of this client's own (one more round trip, rate-limited by the gateway)")
 	fs.StringVar(&f.policyFile, "policy", "", "client attestation policy file (default: the built-in hardware-only policy)")

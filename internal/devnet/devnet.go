@@ -85,6 +85,9 @@ type Config struct {
 	Database string
 	// Gateway, when set, edits the gateway's Config before it starts.
 	Gateway func(*gateway.Config)
+	// Listen is the gateway's listen address. Empty means a free port on
+	// 127.0.0.1.
+	Listen string
 }
 
 // Network is a running gateway and its workers.
@@ -185,7 +188,10 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	}
 	n.Gateway = gw
 	n.AnchorKey = gw.AnchorPublicKey()
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	gln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
 		gw.Close()
