@@ -190,3 +190,46 @@ func ExampleChatStream_Collect() {
 	// You said: hello
 	// worker: chat-1 evidence sha256 bytes: 32 model: echo-double
 }
+
+// A private translation. The test double here answers from a two-line
+// phrasebook (it is not a translator); a real worker's builtin backend
+// runs Apertium inside the TEE, and its openai backend a model. An error
+// from the worker (an unsupported pair, say) comes back sealed as a
+// *client.TaskError.
+func ExampleClient_Translate() {
+	p := gatewaytest.NewProvider("provider-a")
+	w, err := gatewaytest.NewWorker("tr-1", p, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w.Tasks = []string{proto.TaskTranslate}
+	phrasebook := map[string]string{"Good morning.": "Buenos días.", "Thank you.": "Gracias."}
+	credential := gatewaytest.Credential()
+	gw := gatewaytest.Start(gatewaytest.Config{Credential: credential, Workers: []*gatewaytest.Worker{w},
+		Output: func(task string, payload []byte) (string, error) {
+			var req proto.TranslateRequest
+			if err := proto.DecodeTask(payload, &req); err != nil {
+				return "", err
+			}
+			if out, ok := phrasebook[req.Text]; ok && req.From == "en" && req.To == "es" {
+				return out, nil
+			}
+			return "", fmt.Errorf("no translation of %q from %s to %s", req.Text, req.From, req.To)
+		}})
+	defer gw.Close()
+
+	c, err := client.New(client.Config{
+		GatewayURL: gw.URL, Credential: credential, GatewayCA: gw.CertPEM,
+		Policy: policy.InsecureSimulated(), // INSECURE: accepts the simulated TEE
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := c.Translate(context.Background(), "Good morning.", "en", "es")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Text, "from", res.Worker.ID)
+	// Output:
+	// Buenos días. from tr-1
+}
