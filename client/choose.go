@@ -56,7 +56,8 @@ func (c *Client) pick(ctx context.Context, workers []Worker, refused []Refusal) 
 // the suite it takes one per distinct provider key first, in listing
 // order, then fills up in listing order; a worker whose keys are already
 // chosen (listed twice) is not taken again. The chosen workers are
-// returned in listing order.
+// returned in listing order. Fewer distinct provider keys among them than
+// MinProviders is a *DiversityError.
 func (c *Client) choose(workers []Worker, refused []Refusal) ([]Worker, proto.Suite, error) {
 	if len(workers) == 0 {
 		return nil, proto.Suite{}, &NoCandidateError{Refusals: refused}
@@ -72,10 +73,23 @@ func (c *Client) choose(workers []Worker, refused []Refusal) ([]Worker, proto.Su
 			}
 		}
 		if len(offer) > 0 {
-			return diverse(offer, c.cfg.K), s, nil
+			chosen := diverse(offer, c.cfg.K)
+			if n := providers(chosen); n < c.cfg.MinProviders {
+				return nil, proto.Suite{}, &DiversityError{Found: n, Want: c.cfg.MinProviders, Suite: s, Refusals: refused}
+			}
+			return chosen, s, nil
 		}
 	}
 	return nil, proto.Suite{}, &NoCandidateError{Refusals: refused, Reason: fmt.Sprintf("no verified worker offers a suite at least as strong as %v", c.minSuite)}
+}
+
+// providers counts the distinct provider keys of ws.
+func providers(ws []Worker) int {
+	keys := make(map[string]bool)
+	for _, w := range ws {
+		keys[string(w.ProviderKey)] = true
+	}
+	return len(keys)
 }
 
 // diverse takes up to k of ws: one per provider key first, then the rest,

@@ -64,6 +64,18 @@ type Config struct {
 	// endorsement verifies under it; provider diversity then counts keys
 	// the gateway chose. Each key must be ed25519.PublicKeySize bytes.
 	TrustedProviders []ed25519.PublicKey
+	// MinProviders is how many distinct provider keys every request must
+	// be sealed to. When the verified candidates (after strict mode's
+	// checks) come from fewer, nothing is sent and the request fails
+	// with a *DiversityError (ErrDiversity), so a gateway that lists one
+	// provider's workers only, to steer every request to machines it
+	// chose, is noticed rather than obeyed. Keys are counted among the
+	// workers offering the suite the request would use. Distinct keys are
+	// independent providers only if the gateway did not make them: set
+	// TrustedProviders too. Zero means 1: any one verified candidate will
+	// do, though the choice still prefers distinct providers (see K). At
+	// most K.
+	MinProviders int
 	// Strict, when true, makes every request ask each chosen candidate,
 	// through the gateway (proto.PathEvidence), for evidence bound to a
 	// fresh nonce of the client's own, and seal only to candidates whose
@@ -111,6 +123,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("policy", pol),
 		slog.Int("k", c.K),
 		slog.Int("trusted_providers", len(c.TrustedProviders)),
+		slog.Int("min_providers", c.MinProviders),
 		slog.Bool("strict", c.Strict),
 	}
 	if c.InsecurePlainHTTP {
@@ -196,6 +209,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.K < 1 || cfg.K > proto.MaxCandidates {
 		return nil, fmt.Errorf("client: k: found %d, want 1 to %d", cfg.K, proto.MaxCandidates)
+	}
+	if cfg.MinProviders == 0 {
+		cfg.MinProviders = 1
+	}
+	if cfg.MinProviders < 1 || cfg.MinProviders > cfg.K {
+		return nil, fmt.Errorf("client: min providers: found %d, want 1 to k (%d)", cfg.MinProviders, cfg.K)
 	}
 	for i, k := range cfg.TrustedProviders {
 		if len(k) != ed25519.PublicKeySize {

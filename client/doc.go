@@ -38,7 +38,8 @@
 //     keys hash), under the provider key listed with it, and that key must
 //     be among Config.TrustedProviders when that is set. Provider
 //     diversity counts distinct endorsing keys, never the gateway's
-//     provider names.
+//     provider names. With Config.MinProviders, a request whose verified
+//     candidates have fewer distinct keys is not sent (*DiversityError).
 //   - Strict mode (Config.Strict). Each chosen candidate must also answer
 //     a nonce the client draws with fresh evidence of the same keys.
 //
@@ -48,7 +49,9 @@
 //
 // Errors a caller branches on: ErrNoCandidate (nothing verifiable to seal
 // to; it wraps each refusal: *attestation.Error, *EndorsementError,
-// *StrictEvidenceError), ErrUnauthorized (*AuthError: 401 or 403),
+// *StrictEvidenceError), ErrDiversity (*DiversityError: fewer distinct
+// provider keys among the verified candidates than Config.MinProviders),
+// ErrUnauthorized (*AuthError: 401 or 403),
 // ErrRateLimited (*RateLimitedError with RetryAfter: 429), ErrOverloaded
 // (*OverloadedError with RetryAfter: 503), *GatewayError, *TaskError,
 // ErrTruncated (*TruncatedError: the stream ended before its final sealed

@@ -32,6 +32,8 @@ var (
 	ErrEndorsement = errors.New("provider endorsement refused")
 	// ErrStrictEvidence matches every *StrictEvidenceError.
 	ErrStrictEvidence = errors.New("fresh evidence refused")
+	// ErrDiversity matches every *DiversityError.
+	ErrDiversity = errors.New("candidates lack the provider diversity asked for")
 	// ErrModel matches every *ModelError.
 	ErrModel = errors.New("answering model does not match the verified evidence")
 )
@@ -88,6 +90,41 @@ func (e *NoCandidateError) Is(target error) bool { return target == ErrNoCandida
 // *attestation.Error, *EndorsementError or *StrictEvidenceError among
 // them.
 func (e *NoCandidateError) Unwrap() []error {
+	var out []error
+	for _, r := range e.Refusals {
+		out = append(out, r.Err)
+	}
+	return out
+}
+
+// DiversityError: the verified candidates come from fewer distinct
+// provider keys than Config.MinProviders asks for, so nothing was sealed
+// or sent. A gateway that strips candidates to steer requests to one
+// provider's machines ends here; so does a network that has too few
+// providers for the task.
+type DiversityError struct {
+	// Found is how many distinct provider keys the verified candidates
+	// offering Suite have; Want is Config.MinProviders.
+	Found, Want int
+	Suite       proto.Suite
+	// Refusals are the listed candidates the client refused, with why.
+	Refusals []Refusal
+}
+
+func (e *DiversityError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "provider diversity: found %d distinct provider keys among the verified candidates offering %v, want at least %d (Config.MinProviders)", e.Found, e.Suite, e.Want)
+	for _, r := range e.Refusals {
+		fmt.Fprintf(&b, "; %s refused: %v", r.WorkerID, r.Err)
+	}
+	return b.String()
+}
+
+// Is makes DiversityError match ErrDiversity.
+func (e *DiversityError) Is(target error) bool { return target == ErrDiversity }
+
+// Unwrap returns the refusal errors, as NoCandidateError does.
+func (e *DiversityError) Unwrap() []error {
 	var out []error
 	for _, r := range e.Refusals {
 		out = append(out, r.Err)

@@ -557,3 +557,60 @@ func tlsTrusting(t *testing.T, ca []byte) *tls.Config {
 	}
 	return &tls.Config{RootCAs: pool}
 }
+
+// MinProviders: a listing with fewer distinct provider keys than asked
+// for fails with a *DiversityError and sends nothing; so does one whose
+// other providers' workers are refused, in strict mode too.
+func TestMinProviders(t *testing.T) {
+	tests := []struct {
+		name      string
+		layout    string
+		k, min    int
+		strict    bool
+		refuseB   bool // B's fresh evidence (strict) is not relayed
+		wantFound int  // 0: success
+	}{
+		{"one provider listed", "AAA", 3, 2, false, false, 1},
+		{"two providers listed", "AAB", 2, 2, false, false, 0},
+		{"three wanted, two listed", "AAB", 3, 3, false, false, 2},
+		{"strict, the other provider fails", "AB", 2, 2, true, true, 1},
+		{"strict, both pass", "AB", 2, 2, true, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := fleet(t, tt.layout)
+			g := startDouble(t, gatewaytest.Config{Workers: ws, Evidence: func(w *gatewaytest.Worker, nonce [proto.NonceSize]byte) ([]byte, error) {
+				if tt.refuseB && w.Provider.ID == "provider-B" {
+					return nil, errors.New("down")
+				}
+				return w.Evidence(nonce)
+			}})
+			c := clientOf(t, g, func(c *Config) { c.K, c.MinProviders, c.Strict = tt.k, tt.min, tt.strict })
+			res, err := c.Summarize(context.Background(), sample, SummarizeOptions{})
+			if tt.wantFound == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if providers(res.Candidates) < tt.min {
+					t.Fatalf("sealed to %s", ids(res.Candidates))
+				}
+				return
+			}
+			var de *DiversityError
+			if !errors.Is(err, ErrDiversity) || !errors.As(err, &de) || de.Found != tt.wantFound || de.Want != tt.min || errors.Is(err, ErrNoCandidate) {
+				t.Fatalf("err = %v, want a *DiversityError with %d of %d providers", err, tt.wantFound, tt.min)
+			}
+			if tt.refuseB && !errors.Is(err, ErrStrictEvidence) {
+				t.Fatalf("err = %v, want B's strict refusal inside", err)
+			}
+			if n := g.Calls(proto.PathRequests); n != 0 {
+				t.Fatalf("the client sent %d requests without the diversity asked for", n)
+			}
+		})
+	}
+	for _, m := range []int{-1, 4} {
+		if _, err := New(Config{GatewayURL: "https://gateway.example", MinProviders: m}); err == nil || !strings.Contains(err.Error(), "min providers") {
+			t.Fatalf("MinProviders %d: err = %v, want it refused", m, err)
+		}
+	}
+}
