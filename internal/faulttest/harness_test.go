@@ -1,27 +1,17 @@
 package faulttest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/internal/netproc"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -51,43 +41,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // logBuffer collects a process's output. It is safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = netproc.LogBuffer
 
 // proc is a running sealgate or sealgate-worker process, killed when its
 // test ends.
 type proc struct {
+	*netproc.Proc
 	name string
-	cmd  *exec.Cmd
 	out  *logBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // cmd.Wait's result; read only after done is closed
-}
-
-// childEnv is the test's environment without the variables the commands
-// read, so that the developer's own settings do not leak into a test.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SEALGATE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
 }
 
 // startProc starts bin, with its output (both streams) in the proc's log.
@@ -95,100 +56,57 @@ func childEnv(extra ...string) []string {
 // failed.
 func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &logBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = childEnv(env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	setParentDeathSignal(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+	np, err := netproc.Start(name, env, nil, bin, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
+	return watch(t, np)
+}
+
+// watch kills np when the test ends, and shows its log if the test
+// failed.
+func watch(t *testing.T, np *netproc.Proc) *proc {
 	t.Cleanup(func() {
-		p.kill()
+		np.Kill()
 		if t.Failed() {
-			t.Logf("output of %s (pid %d):\n%s", name, p.cmd.Process.Pid, lastLines(p.out.String(), 80))
+			t.Logf("output of %s (pid %d):\n%s", np.Name, np.Pid(), lastLines(np.Out.String(), 80))
 		}
 	})
-	return p
+	return &proc{Proc: np, name: np.Name, out: np.Out}
 }
 
 // kill ends the process with SIGKILL, which also ends a stopped one, and
 // waits for it.
-func (p *proc) kill() {
-	if !p.exited() {
-		p.cmd.Process.Kill()
-	}
-	<-p.done
-}
+func (p *proc) kill() { p.Kill() }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.Exited() }
 
 func (p *proc) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signalling %s with %v: %v", p.name, sig, err)
+	if err := p.Signal(sig); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // wait waits for the process to exit and returns how it exited.
 func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v", p.name, timeout)
-		return nil
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	exit, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return exit
 }
 
-// logRecord waits for the process to log a JSON record with message msg
-// and returns the record.
-func (p *proc) logRecord(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	var rec map[string]any
-	eventually(t, startTimeout, fmt.Sprintf("%s logging %q", p.name, msg), func() error {
-		if rec = findRecord(p.out.String(), msg); rec != nil {
-			return nil
-		}
-		if p.exited() {
-			t.Fatalf("%s exited (%v) before logging %q:\n%s", p.name, p.err, msg, lastLines(p.out.String(), 40))
-		}
-		return errors.New("not logged yet")
-	})
-	return rec
-}
+func findRecord(out, msg string) map[string]any { return netproc.FindRecord(out, msg) }
 
-// findRecord returns the first JSON log record in out whose msg is msg.
-func findRecord(out, msg string) map[string]any {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
-			return rec
-		}
-	}
-	return nil
-}
+func lastLines(s string, n int) string { return netproc.LastLines(s, n) }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("[%d lines before]", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
+// bins are the sealgate and sealgate-worker commands, built once for the
+// whole test binary by TestMain.
+var bins netproc.Bins
 
 // cli runs `sealgate args...` to completion and returns its standard
 // output; a non-zero exit fails the test.
@@ -201,24 +119,14 @@ func cli(t *testing.T, args ...string) string {
 	return out
 }
 
-func tryCLI(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, sealgateBin, args...)
-	cmd.Env = childEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("sealgate %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), nil
-}
+func tryCLI(args ...string) (string, error) { return bins.CLI(context.Background(), args...) }
 
 // gatewayProc is a running `sealgate gateway` with its files in dir: the
 // SQLite database (unless env names another), the development TLS
 // certificate, the admin credential and the anchor key.
 type gatewayProc struct {
 	*proc
+	gw    *netproc.Gateway
 	dir   string
 	env   []string
 	extra []string
@@ -233,46 +141,17 @@ type gatewayProc struct {
 // admits simulated-TEE workers, and waits until it is ready.
 func startGateway(t *testing.T, name, dir, listen string, env []string, extra ...string) *gatewayProc {
 	t.Helper()
-	g := &gatewayProc{
-		dir: dir, env: env, extra: extra,
-		ca:    filepath.Join(dir, "tls", "dev-tls-cert.pem"),
-		admin: filepath.Join(dir, "admin.cred"),
-	}
-	args := []string{"gateway", "-listen", listen,
-		"-dev-tls-dir", filepath.Join(dir, "tls"),
-		"-admin-credential-file", g.admin,
-		"-anchor-key-file", filepath.Join(dir, "anchor.key"),
-		"-insecure-allow-simulated",
-	}
-	if !hasEnv(env, "SEALGATE_DATABASE") {
-		args = append(args, "-db", filepath.Join(dir, "gateway.db"))
-	}
-	g.proc = startProc(t, name, env, sealgateBin, append(args, extra...)...)
-	rec := g.logRecord(t, "gateway listening")
-	g.addr, _ = rec["addr"].(string)
-	if g.addr == "" {
-		t.Fatalf("%s: gateway listening record without addr: %v", name, rec)
-	}
-	g.url = "https://" + g.addr
-	pem, err := os.ReadFile(g.ca)
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	gw, err := netproc.StartGateway(ctx, bins, name, dir, listen, env, nil, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s: no certificate in %s", name, g.ca)
+	t.Cleanup(gw.HTTP.CloseIdleConnections)
+	return &gatewayProc{
+		proc: watch(t, gw.Proc), gw: gw,
+		dir: dir, env: env, extra: extra, addr: gw.Addr, url: gw.URL, ca: gw.CA, admin: gw.Admin, http: gw.HTTP,
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	g.http = &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	eventually(t, startTimeout, name+" ready", func() error {
-		if g.exited() {
-			t.Fatalf("%s exited: %v", name, g.err)
-		}
-		return g.get(proto.PathReady, nil)
-	})
-	return g
 }
 
 // restart starts the same gateway again, on the same address, with the
@@ -285,35 +164,9 @@ func (g *gatewayProc) restart(t *testing.T, name string) *gatewayProc {
 	return startGateway(t, name, g.dir, g.addr, g.env, g.extra...)
 }
 
-func hasEnv(env []string, name string) bool {
-	for _, kv := range env {
-		if strings.HasPrefix(kv, name+"=") {
-			return true
-		}
-	}
-	return false
-}
-
 // get fetches path from the gateway without a credential; a non-200
 // answer is an error. body, when not nil, receives the answer.
-func (g *gatewayProc) get(path string, body *[]byte) error {
-	resp, err := g.http.Get(g.url + path)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	if body != nil {
-		*body = data
-	}
-	return nil
-}
+func (g *gatewayProc) get(path string, body *[]byte) error { return g.gw.Get(path, body) }
 
 // adminCLI runs `sealgate admin VERB... FLAGS...` against the gateway with
 // its admin credential; verb is one or two words, such as "status" or
@@ -328,23 +181,11 @@ func (g *gatewayProc) adminCLI(t *testing.T, verb string, flags ...string) strin
 }
 
 func (g *gatewayProc) tryAdminCLI(verb string, flags ...string) (string, error) {
-	args := append([]string{"admin"}, strings.Fields(verb)...)
-	args = append(args, "-gateway", g.url, "-credential-file", g.admin, "-gateway-ca", g.ca)
-	return tryCLI(append(args, flags...)...)
+	return g.gw.AdminCLI(context.Background(), verb, flags...)
 }
 
 // status is `sealgate admin status -json`.
-func (g *gatewayProc) status() (proto.Status, error) {
-	var st proto.Status
-	out, err := g.tryAdminCLI("status", "-json")
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return st, fmt.Errorf("admin status -json: %v", err)
-	}
-	return st, nil
-}
+func (g *gatewayProc) status() (proto.Status, error) { return g.gw.Status(context.Background()) }
 
 // waitStatus polls the admin status until ok accepts it (ok returns why
 // not), and returns that status.
@@ -365,27 +206,17 @@ func (g *gatewayProc) waitStatus(t *testing.T, timeout time.Duration, what strin
 // status.
 func (g *gatewayProc) waitActive(t *testing.T, ids ...string) proto.Status {
 	t.Helper()
-	return g.waitStatus(t, startTimeout, "workers "+strings.Join(ids, ", ")+" active", func(st proto.Status) error {
-		for _, id := range ids {
-			w, ok := workerStatus(st, id)
-			if !ok {
-				return fmt.Errorf("worker %s not listed", id)
-			}
-			if w.State != "active" {
-				return fmt.Errorf("worker %s is %s, want active", id, w.State)
-			}
-		}
-		return nil
-	})
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	st, err := g.gw.WaitActive(ctx, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func workerStatus(st proto.Status, id string) (proto.WorkerStatus, bool) {
-	for _, w := range st.Workers {
-		if w.WorkerID == id {
-			return w, true
-		}
-	}
-	return proto.WorkerStatus{}, false
+	return netproc.WorkerStatus(st, id)
 }
 
 // metric returns the sum of the gateway's samples of
@@ -393,40 +224,11 @@ func workerStatus(st proto.Status, id string) (proto.WorkerStatus, bool) {
 // labels.
 func (g *gatewayProc) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	var body []byte
-	if err := g.get(proto.PathMetrics, &body); err != nil {
+	v, err := g.gw.Metric("sealgate_gateway_"+name, labels...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	full := "sealgate_gateway_" + name
-	sum := 0.0
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		metric, labelSet, _ := strings.Cut(series, "{")
-		if metric != full {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			if !strings.Contains(labelSet, l) {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			t.Fatalf("metric %s: value %q: %v", series, value, err)
-		}
-		sum += v
-	}
-	return sum
+	return v
 }
 
 // provider is a provider account made with the CLI: its credential file
@@ -439,19 +241,21 @@ type provider struct {
 // key and registers it through reg (the same gateway, or a replica).
 func newProvider(t *testing.T, admin, reg *gatewayProc, dir, id string) provider {
 	t.Helper()
-	p := provider{id: id, cred: filepath.Join(dir, id+".cred"), key: filepath.Join(dir, id+".key")}
-	admin.adminCLI(t, "provider create", "-id", id, "-credential-out", p.cred)
-	cli(t, "provider", "keygen", "-out", p.key)
-	cli(t, "provider", "register-key", "-gateway", reg.url, "-gateway-ca", reg.ca, "-credential-file", p.cred, "-key-file", p.key)
-	return p
+	p, err := netproc.NewProvider(t.Context(), admin.gw, reg.gw, dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return provider{id: p.ID, cred: p.Cred, key: p.Key}
 }
 
 // newTenant creates tenant id, with rate limits no test reaches, and
 // returns its credential file.
 func newTenant(t *testing.T, admin *gatewayProc, dir, id string) string {
 	t.Helper()
-	cred := filepath.Join(dir, id+".cred")
-	admin.adminCLI(t, "tenant create", "-id", id, "-rps", "1000", "-burst", "1000", "-credential-out", cred)
+	cred, err := netproc.NewTenant(t.Context(), admin.gw, dir, id, "-rps", "5000", "-burst", "5000")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return cred
 }
 
@@ -459,10 +263,11 @@ func newTenant(t *testing.T, admin *gatewayProc, dir, id string) string {
 // enrolling with g.
 func startWorker(t *testing.T, g *gatewayProc, p provider, id string, extra ...string) *proc {
 	t.Helper()
-	args := []string{"-gateway", g.url, "-gateway-ca", g.ca, "-id", id,
-		"-tee", "sim", "-insecure-simulated-tee",
-		"-credential-file", p.cred, "-provider-key-file", p.key}
-	return startProc(t, id, nil, workerBin, append(args, extra...)...)
+	np, err := netproc.StartWorker(g.gw, netproc.Provider{ID: p.id, Cred: p.cred, Key: p.key}, id, nil, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return watch(t, np)
 }
 
 // newClient returns a Go SDK client of the gateway for the tenant whose

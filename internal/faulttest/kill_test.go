@@ -59,7 +59,7 @@ func TestWorkerKilledBeforeFirstByte(t *testing.T) {
 	}
 
 	victim.kill()
-	t.Logf("killed worker-a (SIGKILL): %v", victim.err)
+	t.Logf("killed worker-a (SIGKILL): %v", victim.Err())
 	failovers0 := g.metric(t, "failovers_total")
 	ok0 := g.metric(t, "requests_total", `outcome="ok"`)
 

@@ -46,7 +46,7 @@ func TestWorkerMissesReattestation(t *testing.T) {
 	}
 
 	stopped.signal(t, syscall.SIGSTOP)
-	t.Cleanup(func() { stopped.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { stopped.Cmd.Process.Signal(syscall.SIGCONT) })
 
 	g.waitStatus(t, stateTimeout, "worker-a draining", func(st proto.Status) error {
 		if w, _ := workerStatus(st, "worker-a"); w.State != "draining" {

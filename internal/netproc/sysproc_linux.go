@@ -1,12 +1,12 @@
-package faulttest
+package netproc
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setParentDeathSignal has the kernel kill the command if the test binary
-// dies without running its cleanups.
+// setParentDeathSignal has the kernel kill the command if the process
+// that started it dies without killing it.
 func setParentDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -1,9 +1,9 @@
 //go:build !linux
 
-package faulttest
+package netproc
 
 import "os/exec"
 
 // setParentDeathSignal does nothing here: only Linux kills a child when
-// its parent dies. The tests' cleanups kill the commands they start.
+// its parent dies. Callers kill the commands they start.
 func setParentDeathSignal(*exec.Cmd) {}
