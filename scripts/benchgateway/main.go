@@ -24,6 +24,12 @@
 // request less the direct path's. Goroutines are labelled with the
 // component that started them (client, gateway, worker), so a CPU profile
 // (-cpuprofile) can be split with `go tool pprof -tagfocus`.
+//
+// That is -mode hop, the default. Two more modes serve issue 9's report
+// (scripts/bench): -mode stream, time to first byte and relay latency per
+// chunk of a long stream (stream.go), and -mode idle, the gateway's
+// memory per idle open stream, in separate processes (idle.go). -json
+// writes each mode's figures for scripts/benchreport.
 package main
 
 import (
@@ -33,7 +39,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,6 +80,17 @@ type options struct {
 	withTLS    bool          // measure a gateway with TLS on both links too
 	cpuProfile string        // file for a CPU profile of one gateway run
 	paths      string        // the paths to measure, comma-separated
+	mode       string        // hop, stream or idle
+	jsonOut    string        // file for the figures scripts/bench reports; empty writes none
+
+	streamChunks int           // data chunks of each stream (mode stream)
+	streamGap    time.Duration // between a stream's chunks
+	streamRuns   int           // streams on each path
+
+	idleStreams int    // concurrent idle streams (mode idle)
+	heapProfile string // mode idle: file for the gateway's heap profile with the streams open
+	role        string // internal: this process's part in mode idle
+	dir         string // internal: the directory the processes of mode idle share
 }
 
 func main() {
@@ -88,8 +104,30 @@ func main() {
 	flag.BoolVar(&o.withTLS, "tls", true, "also measure a gateway with TLS on both links")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the last round's plain gateway throughput run here")
 	flag.StringVar(&o.paths, "paths", "direct,gateway,nginx,tls", "paths to measure, of direct, gateway, nginx and tls; direct and gateway are always measured")
+	flag.StringVar(&o.mode, "mode", "hop", "what to measure: hop (the gateway hop against direct and nginx), stream (time to first byte and per-chunk relay latency of a long stream, through the gateway and direct), or idle (the gateway's memory per idle open stream, with the gateway, the workers and the clients in three processes)")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the figures scripts/bench reports to this file, as JSON")
+	flag.IntVar(&o.streamChunks, "stream-chunks", 200, "mode stream: data chunks in each stream")
+	flag.DurationVar(&o.streamGap, "stream-gap", time.Millisecond, "mode stream: time between a stream's chunks")
+	flag.IntVar(&o.streamRuns, "stream-runs", 20, "mode stream: streams on each path, the paths taken in turn")
+	flag.IntVar(&o.idleStreams, "idle-streams", 10000, "mode idle: concurrent idle streams through the gateway")
+	flag.StringVar(&o.heapProfile, "idle-heapprofile", "", "mode idle: write the gateway process's heap profile, taken with the streams open, to this file")
+	flag.StringVar(&o.role, "role", "", "internal: run as the gateway or the workers of mode idle")
+	flag.StringVar(&o.dir, "dir", "", "internal: the directory the processes of mode idle share")
 	flag.Parse()
-	if err := run(context.Background(), o); err != nil {
+	var err error
+	switch {
+	case o.role != "":
+		err = runRole(context.Background(), o)
+	case o.mode == "hop":
+		err = run(context.Background(), o)
+	case o.mode == "stream":
+		err = runStream(context.Background(), o)
+	case o.mode == "idle":
+		err = runIdle(context.Background(), o)
+	default:
+		err = fmt.Errorf("-mode: found %q, want hop, stream or idle", o.mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchgateway:", err)
 		os.Exit(1)
 	}
@@ -111,7 +149,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}()
 
-	plain, err := startNetwork(ctx, filepath.Join(dir, "plain"), false)
+	plain, err := startNetwork(ctx, filepath.Join(dir, "plain"), netOptions{})
 	if err != nil {
 		return err
 	}
@@ -134,7 +172,7 @@ func run(ctx context.Context, o options) error {
 		targets = append(targets, ngx)
 	}
 	if o.withTLS && strings.Contains(o.paths, "tls") {
-		secure, err := startNetwork(ctx, filepath.Join(dir, "tls"), true)
+		secure, err := startNetwork(ctx, filepath.Join(dir, "tls"), netOptions{withTLS: true})
 		if err != nil {
 			return err
 		}
@@ -187,8 +225,8 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "round %d: p50 at 1 connection: %s\n", round, strings.Join(p50, ", "))
 	}
-	report(os.Stdout, o, targets, direct, gw, ngx)
-	return nil
+	res := report(os.Stdout, o, targets, direct, gw, ngx)
+	return writeJSON(o.jsonOut, results{Hop: res})
 }
 
 // network is one gateway and one worker.
@@ -202,12 +240,17 @@ type network struct {
 	stop       func()
 }
 
+// netOptions vary the network startNetwork builds.
+type netOptions struct {
+	withTLS       bool            // gateway TLS and worker mutual TLS; else INSECURE plain HTTP on every link
+	backend       enclave.Backend // the worker's; nil means echoBackend
+	flushInterval time.Duration   // the worker's; zero means its default
+}
+
 // startNetwork starts a gateway (its SQLite store in dir) and one worker,
 // enrolled by a provider, and creates a tenant without practical rate
-// limits, the way internal/devnet assembles its network. withTLS serves
-// the gateway over TLS and the worker over mutual TLS; otherwise every
-// link is INSECURE plain HTTP.
-func startNetwork(ctx context.Context, dir string, withTLS bool) (*network, error) {
+// limits, the way internal/devnet assembles its network.
+func startNetwork(ctx context.Context, dir string, no netOptions) (*network, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -224,28 +267,16 @@ func startNetwork(ctx context.Context, dir string, withTLS bool) (*network, erro
 		n.stop()
 		return nil, err
 	}
-	admin := gateway.NewCredential(proto.CredentialAdmin)
-	gcfg := gateway.Config{
-		Database:             filepath.Join(dir, "gateway.db"),
-		AdmissionPolicy:      policy.InsecureSimulated(),
-		AdminCredentialHash:  gateway.HashCredential(admin),
-		InsecurePlainHTTP:    !withTLS,
-		InsecurePlainWorkers: !withTLS,
-		Logger:               slog.New(slog.DiscardHandler),
-	}
-	var workerTrust *tls.Config
-	if withTLS {
-		cert, err := tlspin.SelfSigned(nil, time.Now(), 24*time.Hour)
+	var cert *tls.Certificate
+	if no.withTLS {
+		c, err := tlspin.SelfSigned(nil, time.Now(), 24*time.Hour)
 		if err != nil {
 			return fail(err)
 		}
-		gcfg.TLSCertificate = &cert
-		pool := x509.NewCertPool()
-		pool.AddCert(cert.Leaf)
-		workerTrust = tlspin.TrustConfig(pool)
-		n.gatewayTLS = tlspin.TrustConfig(pool)
+		cert = &c
+		n.gatewayTLS = trustIn(c.Leaf)
 	}
-	gw, err := gateway.New(ctx, gcfg)
+	gw, admin, err := newGateway(ctx, dir, cert, 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -254,75 +285,166 @@ func startNetwork(ctx context.Context, dir string, withTLS bool) (*network, erro
 		gw.Close()
 		return fail(err)
 	}
-	scheme := "http://"
-	if withTLS {
-		scheme = "https://"
-	}
-	n.gatewayURL = scheme + gln.Addr().String()
+	n.gatewayURL = schemeOf(no.withTLS) + gln.Addr().String()
 	done = append(done, goLabelled(ctx, "gateway", func(ctx context.Context) error { return gw.Serve(ctx, gln) }))
+	acc, err := createAccounts(ctx, gw, admin)
+	if err != nil {
+		return fail(err)
+	}
+	n.tenant = acc.Tenant
 
+	backend := no.backend
+	if backend == nil {
+		backend = echoBackend{}
+	}
+	wo := workerOptions{id: "bench-worker", gatewayURL: n.gatewayURL, acc: acc, backend: backend,
+		capacity: 256, flushInterval: no.flushInterval}
+	if no.withTLS {
+		wo.gatewayTLS = trustIn(cert.Leaf)
+	}
+	w, wdone, addr, err := startWorker(ctx, wo)
+	if err != nil {
+		return fail(err)
+	}
+	done = append(done, wdone)
+	n.workerAddr = addr
+	n.workerURL = schemeOf(no.withTLS) + addr
+	if n.key, err = bundleKey(w.Bundle()); err != nil {
+		return fail(err)
+	}
+	return n, nil
+}
+
+func schemeOf(withTLS bool) string {
+	if withTLS {
+		return "https://"
+	}
+	return "http://"
+}
+
+// trustIn is a client TLS configuration that trusts cert alone.
+func trustIn(cert *x509.Certificate) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tlspin.TrustConfig(pool)
+}
+
+// newGateway builds a gateway with its SQLite store in dir, admitting
+// INSECURE simulated evidence, and returns it with its admin credential.
+// cert nil serves INSECURE plain HTTP to clients and workers. maxInFlight
+// zero means the gateway's default.
+func newGateway(ctx context.Context, dir string, cert *tls.Certificate, maxInFlight int) (*gateway.Gateway, string, error) {
+	admin := gateway.NewCredential(proto.CredentialAdmin)
+	gw, err := gateway.New(ctx, gateway.Config{
+		Database:             filepath.Join(dir, "gateway.db"),
+		AdmissionPolicy:      policy.InsecureSimulated(),
+		AdminCredentialHash:  gateway.HashCredential(admin),
+		TLSCertificate:       cert,
+		InsecurePlainHTTP:    cert == nil,
+		InsecurePlainWorkers: cert == nil,
+		MaxInFlight:          maxInFlight,
+		Logger:               slog.New(slog.DiscardHandler),
+	})
+	return gw, admin, err
+}
+
+// accounts are what createAccounts made: a provider with its endorsement
+// key, and a tenant. Also the JSON the idle-stream gateway process hands
+// the others.
+type accounts struct {
+	Provider    string             `json:"provider"`
+	ProviderKey ed25519.PrivateKey `json:"provider_key"`
+	Tenant      string             `json:"tenant"`
+}
+
+// createAccounts creates a provider with an endorsement key and a tenant
+// without practical rate limits.
+func createAccounts(ctx context.Context, gw *gateway.Gateway, admin string) (accounts, error) {
 	prov, err := gw.CreateAccount(ctx, admin, "provider", proto.NewAccount{ID: "bench-provider"})
 	if err != nil {
-		return fail(fmt.Errorf("creating the provider: %w", err))
+		return accounts{}, fmt.Errorf("creating the provider: %w", err)
 	}
 	pub, provKey, _ := ed25519.GenerateKey(rand.Reader)
 	if _, err := gw.SetProviderKey(ctx, prov.Credential, proto.ProviderKey{PublicKey: pub}); err != nil {
-		return fail(fmt.Errorf("registering the provider key: %w", err))
+		return accounts{}, fmt.Errorf("registering the provider key: %w", err)
 	}
 	ten, err := gw.CreateAccount(ctx, admin, "tenant", proto.NewAccount{ID: "bench-tenant",
 		RequestsPerSecond: 1e6, BurstRequests: 1e6, BytesPerSecond: 1 << 40, BurstBytes: 1 << 40})
 	if err != nil {
-		return fail(fmt.Errorf("creating the tenant: %w", err))
+		return accounts{}, fmt.Errorf("creating the tenant: %w", err)
 	}
-	n.tenant = ten.Credential
+	return accounts{Provider: prov.Credential, ProviderKey: provKey, Tenant: ten.Credential}, nil
+}
 
+// workerOptions configure startWorker.
+type workerOptions struct {
+	id             string
+	gatewayURL     string
+	gatewayTLS     *tls.Config // nil: INSECURE plain HTTP, served and called
+	acc            accounts
+	backend        enclave.Backend
+	capacity       int
+	flushInterval  time.Duration
+	requestTimeout time.Duration
+}
+
+// startWorker starts a real enclave.Worker with simulated evidence
+// (INSECURE) on a free loopback port and waits until it has enrolled. It
+// returns the worker, the channel its Run result arrives on (after ctx is
+// cancelled), and its address.
+func startWorker(ctx context.Context, o workerOptions) (*enclave.Worker, chan error, string, error) {
 	wln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fail(err)
+		return nil, nil, "", err
 	}
-	n.workerAddr = wln.Addr().String()
-	n.workerURL = scheme + n.workerAddr
 	w, err := enclave.New(enclave.Config{
-		ID:                "bench-worker",
-		GatewayURL:        n.gatewayURL,
-		Credential:        prov.Credential,
-		ProviderKey:       provKey,
-		GatewayTLS:        workerTrust,
-		InsecurePlainHTTP: !withTLS,
+		ID:                o.id,
+		GatewayURL:        o.gatewayURL,
+		Credential:        o.acc.Provider,
+		ProviderKey:       o.acc.ProviderKey,
+		GatewayTLS:        o.gatewayTLS,
+		InsecurePlainHTTP: o.gatewayTLS == nil,
 		Region:            "local",
 		Evidence:          enclave.SimulatedEvidence{Device: sim.NewDevice(sim.DeviceConfig{})},
-		Backend:           echoBackend{},
-		MaxConcurrent:     256,
+		Backend:           o.backend,
+		MaxConcurrent:     o.capacity,
+		FlushInterval:     o.flushInterval,
+		RequestTimeout:    o.requestTimeout,
 		ReattestInterval:  gateway.DefaultReattestInterval,
 		Logger:            slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		wln.Close()
-		return fail(err)
+		return nil, nil, "", err
 	}
-	done = append(done, goLabelled(ctx, "worker", func(ctx context.Context) error { return w.Run(ctx, wln) }))
+	done := goLabelled(ctx, "worker", func(ctx context.Context) error { return w.Run(ctx, wln) })
 	deadline := time.Now().Add(20 * time.Second)
 	for w.Bundle() == nil {
 		if time.Now().After(deadline) {
-			return fail(errors.New("the worker did not enroll within 20s"))
+			return nil, done, "", fmt.Errorf("worker %s did not enroll within 20s", o.id)
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case err := <-done:
+			done <- err
+			return nil, done, "", fmt.Errorf("worker %s stopped before it enrolled: %v", o.id, err)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	b, err := proto.ParseBundle(w.Bundle())
+	return w, done, wln.Addr().String(), nil
+}
+
+// bundleKey is the key of the benchmark suite's KEM in an evidence bundle.
+func bundleKey(raw []byte) (*seal.PublicKey, error) {
+	b, err := proto.ParseBundle(raw)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	for _, k := range b.Keys.HPKE {
 		if k.KEM == proto.SuiteMLKEM768X25519.KEM {
-			if n.key, err = seal.ParsePublicKey(k); err != nil {
-				return fail(err)
-			}
+			return seal.ParsePublicKey(k)
 		}
 	}
-	if n.key == nil {
-		return fail(fmt.Errorf("the worker's bundle has no key of kem 0x%04x", proto.SuiteMLKEM768X25519.KEM))
-	}
-	return n, nil
+	return nil, fmt.Errorf("the worker's bundle has no key of kem 0x%04x", proto.SuiteMLKEM768X25519.KEM)
 }
 
 // goLabelled runs f in a goroutine labelled component=name, which every
@@ -403,8 +525,13 @@ func newClient(tc *tls.Config) *http.Client {
 // ratios (each round measures every path within a few seconds, so a
 // neighbour's load shifts them together); latency percentiles are over
 // the samples of every round, taken from the paths in turn.
-func report(w io.Writer, o options, targets []*target, direct, gw, ngx *target) {
+func report(w io.Writer, o options, targets []*target, direct, gw, ngx *target) *hopResults {
 	base := direct.pooled()
+	res := &hopResults{Conns: o.conns, Rounds: o.rounds,
+		DirectRPS:  direct.median(func(r rate) float64 { return r.rps }),
+		GatewayRPS: gw.median(func(r rate) float64 { return r.rps }),
+		DirectP50:  micros(percentile(base, 0.5)), GatewayP50: micros(percentile(gw.pooled(), 0.5)),
+	}
 	// vs is the median over the rounds of f(t's run, direct's run).
 	vs := func(t, ref *target, f func(a, b rate) float64) (float64, string) {
 		var v []float64
@@ -438,26 +565,32 @@ func report(w io.Writer, o options, targets []*target, direct, gw, ngx *target) 
 	gAdded := percentile(g, 0.5) - percentile(base, 0.5)
 	fmt.Fprintf(w, "- gateway added latency at 1 connection: p50 %.1f µs (goal ≤ 60), p99 %.1f µs\n",
 		micros(gAdded), micros(percentile(g, 0.99)-percentile(base, 0.99)))
+	res.GatewayAddedP50 = micros(gAdded)
 	r, per := vs(gw, direct, ratio)
 	fmt.Fprintf(w, "- gateway / direct throughput: %.2f (rounds: %s)\n", r, per)
 	if ngx != nil {
 		r, per := vs(gw, ngx, ratio)
 		fmt.Fprintf(w, "- gateway / nginx throughput at %d connections: %.2f (goal ≥ 1.0; rounds: %s)\n", o.conns, r, per)
+		res.NginxRPS = ngx.median(func(r rate) float64 { return r.rps })
+		res.GatewayOverNginx = r
 		// With other processes on the machine, nginx's own processes get
 		// the nginx path a larger share of the CPUs than this process's
 		// threads alone get the others; CPU per request compares the
 		// paths as if each had the machine to itself.
 		r, per = vs(gw, ngx, func(a, b rate) float64 { return b.cpuPerReq / a.cpuPerReq })
 		fmt.Fprintf(w, "- gateway / nginx throughput per CPU second (nginx path's CPU per request over the gateway path's): %.2f (rounds: %s)\n", r, per)
+		res.GatewayOverNginxPerCPU = r
 		n := ngx.pooled()
 		nAdded := percentile(n, 0.5) - percentile(base, 0.5)
 		fmt.Fprintf(w, "- nginx added latency: p50 %.1f µs, p99 %.1f µs; gateway added p50 / nginx added p50: %.2f\n",
 			micros(nAdded), micros(percentile(n, 0.99)-percentile(base, 0.99)), float64(gAdded)/float64(nAdded))
+		res.NginxP50, res.NginxAddedP50 = micros(percentile(n, 0.5)), micros(nAdded)
 		gc, gper := vs(gw, direct, extraCPU)
 		nc, nper := vs(ngx, direct, extraCPU)
 		fmt.Fprintf(w, "- proxy CPU per request (path less direct): gateway %.1f µs (rounds: %s), nginx %.1f µs (rounds: %s); the nginx processes' own: %.1f µs\n",
 			gc, gper, nc, nper, ngx.median(func(r rate) float64 { return r.ngxPerReq }))
 	}
+	return res
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
