@@ -20,9 +20,9 @@ build:
 vet:
 	$(GO) vet ./...
 
-## bench: sealing benchmarks against raw crypto/hpke in the same run, as ratios
+## bench: the performance report: every measurement against its same-run baseline, with its goal (bench-report.md; -quick: make bench BENCH=-quick)
 bench:
-	scripts/bench-seal
+	scripts/bench $(BENCH)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
