@@ -25,7 +25,9 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/gateway"
 	"github.com/sealgate/sealgate/gateway/api"
+	"github.com/sealgate/sealgate/internal/devnet"
 	"github.com/sealgate/sealgate/internal/hostile"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
@@ -469,6 +471,12 @@ func rebundle(raw []byte, edit func(b *proto.Bundle)) []byte {
 // the provider's endorsement, and the client's trust in providers, stand
 // in its way.
 func forge(raw []byte, edit func(b *proto.Bundle)) []byte {
+	return forgeAt(raw, time.Time{}, edit)
+}
+
+// forgeAt is forge with the report made at the time at; the zero time
+// keeps the report's.
+func forgeAt(raw []byte, at time.Time, edit func(b *proto.Bundle)) []byte {
 	b, err := proto.ParseBundle(raw)
 	if err != nil {
 		panic(err)
@@ -477,8 +485,11 @@ func forge(raw []byte, edit func(b *proto.Bundle)) []byte {
 	if err != nil {
 		panic(err)
 	}
+	if at.IsZero() {
+		at = r.Timestamp
+	}
 	edit(b)
-	b.Report = sim.NewDevice(sim.DeviceConfig{Measurement: r.Measurement, Now: func() time.Time { return r.Timestamp }}).Report(b.ReportData())
+	b.Report = sim.NewDevice(sim.DeviceConfig{Measurement: r.Measurement, Now: func() time.Time { return at }}).Report(b.ReportData())
 	out, err := b.Marshal()
 	if err != nil {
 		panic(err)
@@ -578,6 +589,15 @@ func TestListingAttacks(t *testing.T) {
 					list.Candidates[i].Bundle = forge(list.Candidates[i].Bundle, func(b *proto.Bundle) { b.Keys = other.Keys })
 				}
 			}},
+		// An older bundle of the same keys, made before the policy's
+		// freshness window (15 minutes): still endorsed, as the keys are
+		// the same, and refused as stale. Older bundles within the
+		// window are the freshness the policy accepts; strict mode
+		// (below, and TestOlderKeyGeneration) refuses them.
+		{name: "an older bundle of the same keys, past the freshness window", want: refusedFor("a stale error", attestationError(attestation.CodeStale, "")),
+			listing: each(func(_ *scene, ci *proto.CandidateInfo) {
+				ci.Bundle = forgeAt(ci.Bundle, time.Now().Add(-20*time.Minute), func(*proto.Bundle) {})
+			})},
 		// Suite downgrades. The bundle's keys are bound by the report, so
 		// the ML-KEM key cannot be struck out unnoticed; forged simulated
 		// evidence of an X25519 key alone, endorsed by a provider key the
@@ -736,4 +756,72 @@ func TestHonestControl(t *testing.T) {
 	if n := len(resps[0].Chunks); n < 3 {
 		t.Fatalf("the response has %d chunks, want at least 3 for the response attacks", n)
 	}
+}
+
+// TestOlderKeyGeneration lists each worker's genuine bundle of its
+// previous key generation, after the gateway re-attested it: the
+// evidence is still within the policy's window and still endorsed, so a
+// client that trusts the listing's freshness seals to keys the worker is
+// retiring; a strict client asks the worker for evidence of its current
+// keys under its own nonce, finds other keys, and sends nothing. It runs
+// its own network, whose gateway's clock the test moves past the
+// re-attestation interval.
+func TestOlderKeyGeneration(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ahead atomic.Int64 // how far the gateway's clock runs ahead
+	network, err := devnet.Start(ctx, devnet.Config{Dir: t.TempDir(), Workers: 2, InsecurePlainHTTP: true,
+		Gateway: func(c *gateway.Config) {
+			c.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer network.Close()
+
+	var mu sync.Mutex // guards older
+	var older []proto.CandidateInfo
+	g := hostile.Start(hostile.Config{Upstream: network.GatewayURL, Listing: func(list *proto.CandidateList) {
+		mu.Lock()
+		defer mu.Unlock()
+		if older == nil {
+			older = slices.Clone(list.Candidates)
+			return
+		}
+		list.Candidates = older
+	}})
+	defer g.Close()
+	newClient := func(strict bool) *client.Client {
+		c, err := client.New(client.Config{GatewayURL: g.URL, GatewayCA: g.CertPEM, Credential: network.TenantCredential,
+			Policy: policy.InsecureSimulated(), K: 2, Strict: strict})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if ws, _, err := newClient(false).Workers(ctx, proto.TaskSummarize); err != nil || len(ws) != 2 {
+		t.Fatalf("listing the first key generation: %d workers, %v", len(ws), err)
+	}
+	first := [][]byte{network.Workers[0].Bundle(), network.Workers[1].Bundle()}
+
+	ahead.Store(int64(gateway.DefaultReattestInterval + time.Minute))
+	network.Gateway.ReattestDue(ctx)
+	for i, w := range network.Workers {
+		if bytes.Equal(w.Bundle(), first[i]) {
+			t.Fatalf("worker %d was not re-attested", i+1)
+		}
+	}
+
+	doc, canaries := document()
+	res, err := newClient(true).Summarize(ctx, doc, client.SummarizeOptions{})
+	if res != nil {
+		t.Fatalf("a strict client got an answer from %s sealed to an older key generation", res.Worker.ID)
+	}
+	refusedFor("fresh evidence of other keys", strictError(func(err error) bool {
+		return strings.Contains(err.Error(), "keys: the fresh evidence binds keys")
+	}))(t, nil, err)
+	if n := g.Calls(proto.PathRequests); n != 0 {
+		t.Fatalf("the strict client sent %d sealed requests", n)
+	}
+	assertNoCanary(t, "the client's error", []byte(fmt.Sprintf("%v %+v", err, err)), canaries)
 }
