@@ -38,6 +38,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 	plainWorkers := fs.Bool("insecure-plain-workers", false, "INSECURE: admit workers on plain HTTP, which serve anyone who reaches them")
 	reattest := fs.Duration("reattest", gateway.DefaultReattestInterval, "how often each worker must re-attest (workers' -reattest must match)")
 	evictAfter := fs.Duration("evict-after", gateway.DefaultEvictAfter, "how long a drained worker is kept before it is evicted")
+	maxInFlight := fs.Int("max-in-flight", gateway.DefaultMaxInFlight, "sealed requests relayed at once; more are refused with 503 and Retry-After")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 	gw, err := gateway.New(ctx, gateway.Config{
 		Database: *db, AdmissionPolicy: pol, Logger: log, AnchorKey: anchorKey, AdminCredentialHash: adminHash,
 		TLSCertificate: cert, InsecurePlainHTTP: *plainHTTP, InsecurePlainWorkers: *plainWorkers,
-		ReattestInterval: *reattest, EvictAfter: *evictAfter,
+		ReattestInterval: *reattest, EvictAfter: *evictAfter, MaxInFlight: *maxInFlight,
 	})
 	if err != nil {
 		return err
