@@ -311,6 +311,8 @@ type Worker struct {
 
 // Refusal is a listed candidate the client refused, with the reason: an
 // *attestation.Error, an *EndorsementError or a *StrictEvidenceError.
+// WorkerID and ProviderID are the gateway's names, quoted (Go syntax,
+// ASCII) when they are not names it could have admitted.
 type Refusal struct {
 	WorkerID   string
 	ProviderID string
@@ -345,12 +347,16 @@ func (c *Client) Workers(ctx context.Context, task string) ([]Worker, []Refusal,
 	var ok []Worker
 	var refused []Refusal
 	for i, ci := range list.Candidates {
-		vd, err := c.verify(ci.Bundle)
+		err := checkIDs(ci)
+		var vd verdict
+		if err == nil {
+			vd, err = c.verify(ci.Bundle)
+		}
 		if err == nil {
 			err = c.checkEndorsement(ci, vd.keysHash)
 		}
 		if err != nil {
-			refused = append(refused, Refusal{WorkerID: ci.WorkerID, ProviderID: ci.ProviderID, Err: err})
+			refused = append(refused, Refusal{WorkerID: printableID(ci.WorkerID), ProviderID: printableID(ci.ProviderID), Err: err})
 			continue
 		}
 		w := Worker{

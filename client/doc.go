@@ -36,7 +36,9 @@
 //   - Endorsement. Each listed candidate must carry its provider's Ed25519
 //     signature over proto.EndorsementMessage(worker id, the bundle's
 //     keys hash), under the provider key listed with it, and that key must
-//     be among Config.TrustedProviders when that is set. Provider
+//     be among Config.TrustedProviders when that is set. Its worker and
+//     provider ids must be ones the gateway admits ([A-Za-z0-9._-], 1 to
+//     64), so no control character reaches the caller. Provider
 //     diversity counts distinct endorsing keys, never the gateway's
 //     provider names. With Config.MinProviders, a request whose verified
 //     candidates have fewer distinct keys is not sent (*DiversityError).

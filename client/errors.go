@@ -134,12 +134,14 @@ func (e *DiversityError) Unwrap() []error {
 
 // EndorsementError: a candidate's provider endorsement of its attested
 // keys is missing, does not verify under the provider key listed with it,
-// or is by a key outside Config.TrustedProviders. The candidate is never
-// sealed to.
+// or is by a key outside Config.TrustedProviders; or the gateway lists the
+// candidate under a worker or provider id it could not have admitted. The
+// candidate is never sealed to.
 type EndorsementError struct {
 	// ProviderID is the provider the gateway named (not authenticated).
 	ProviderID string
-	// Field is what failed: "endorsement" or "provider key".
+	// Field is what failed: "endorsement", "provider key", "worker id" or
+	// "provider id".
 	Field string
 	// Found and Want describe the failure.
 	Found, Want string

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -611,6 +612,45 @@ func TestMinProviders(t *testing.T) {
 	for _, m := range []int{-1, 4} {
 		if _, err := New(Config{GatewayURL: "https://gateway.example", MinProviders: m}); err == nil || !strings.Contains(err.Error(), "min providers") {
 			t.Fatalf("MinProviders %d: err = %v, want it refused", m, err)
+		}
+	}
+}
+
+// A listing entry whose worker or provider id the gateway could not have
+// admitted is refused even when its endorsement of that id verifies, and
+// the refusal and the error carry the id quoted, never its control
+// characters.
+func TestListedIDsRefused(t *testing.T) {
+	a := fleet(t, "A")[0]
+	for _, tt := range []struct{ field, worker, provider string }{
+		{"worker id", "A0\x1b[2J\n{\"level\":\"INFO\"}", a.Provider.ID},
+		{"worker id", strings.Repeat("w", proto.MaxWorkerIDLen+1), a.Provider.ID},
+		{"worker id", "", a.Provider.ID},
+		{"provider id", a.ID, "provider-A\r\x1b]0;title\x07"},
+		{"provider id", a.ID, ""},
+	} {
+		ci := a.Info()
+		ci.WorkerID, ci.ProviderID = tt.worker, tt.provider
+		sig, err := a.Provider.Endorse(ci.WorkerID, a.Bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci.Endorsement = sig
+		g := startDouble(t, gatewaytest.Config{Workers: []*gatewaytest.Worker{a}, Listing: []proto.CandidateInfo{ci}})
+		_, err = clientOf(t, g, nil).Summarize(context.Background(), sample, SummarizeOptions{})
+		var ee *EndorsementError
+		var nc *NoCandidateError
+		if !errors.As(err, &ee) || ee.Field != tt.field || !errors.As(err, &nc) {
+			t.Fatalf("%q/%q: err = %v, want the %s refused", tt.worker, tt.provider, err, tt.field)
+		}
+		if i := strings.IndexFunc(err.Error(), func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+			t.Fatalf("err = %q holds a control character", err)
+		}
+		if r := nc.Refusals[0]; tt.field == "worker id" && tt.worker != "" && r.WorkerID != strconv.QuoteToASCII(tt.worker[:min(len(tt.worker), proto.MaxWorkerIDLen)]) {
+			t.Fatalf("refusal names worker %q", r.WorkerID)
+		}
+		if g.Calls(proto.PathRequests) != 0 {
+			t.Fatal("the client sealed to a candidate with an id the gateway could not have admitted")
 		}
 	}
 }

@@ -624,6 +624,23 @@ func TestListingAttacks(t *testing.T) {
 			listing: each(func(_ *scene, ci *proto.CandidateInfo) {
 				ci.Bundle = forge(ci.Bundle, ownKeys(proto.KEMX25519))
 			})},
+		// Names the gateway could never have admitted, made to write
+		// into the caller's terminal and logs through the client's
+		// errors and results.
+		{name: "worker ids carrying control characters, endorsed by the gateway", client: untrusting,
+			want: func(t *testing.T, s *scene, err error) {
+				refusedFor("a worker id refused", endorsementError("worker id", "[A-Za-z0-9._-]"))(t, s, err)
+				printable(t, err)
+			},
+			listing: each(func(_ *scene, ci *proto.CandidateInfo) {
+				ci.WorkerID += "\x1b[2J\n{\"level\":\"INFO\",\"msg\":\"all good\"}"
+				endorseAsGateway(ci)
+			})},
+		{name: "provider ids carrying control characters", want: func(t *testing.T, s *scene, err error) {
+			refusedFor("a provider id refused", endorsementError("provider id", "[A-Za-z0-9._-]"))(t, s, err)
+			printable(t, err)
+		},
+			listing: each(func(_ *scene, ci *proto.CandidateInfo) { ci.ProviderID = "\r\x1b]0;pwned\x07" })},
 		// Steering every request to one provider's workers.
 		{name: "candidates stripped to one provider", client: func(c *client.Config) { c.MinProviders = 2 }, want: diversity(1, 2),
 			listing: func(s *scene, list *proto.CandidateList) {
@@ -648,6 +665,14 @@ func TestListingAttacks(t *testing.T) {
 			})},
 		{name: "three providers wanted, two listed", client: func(c *client.Config) { c.K, c.MinProviders = 3, 3 }, want: diversity(2, 3)},
 	})
+}
+
+// printable fails t if err's message holds a control character.
+func printable(t *testing.T, err error) {
+	t.Helper()
+	if i := strings.IndexFunc(err.Error(), func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		t.Fatalf("err = %q holds a control character at %d", err, i)
+	}
 }
 
 // diversity wants a *client.DiversityError with found of want providers.
