@@ -176,6 +176,12 @@ func runAttack(t *testing.T, tt attack) {
 	if tt.sent && sent == 0 {
 		t.Error("the client sent no sealed request, want one: the attack is on its answer")
 	}
+	// Workers 1 and 2 are the only candidates any attacked request is
+	// sealed to (see the listing hook), so worker 3 must never be
+	// forwarded one.
+	if after := e.served(); after[2] != servedBefore[2] {
+		t.Errorf("worker 3, never a candidate, was forwarded %d requests", after[2]-servedBefore[2])
+	}
 	if !tt.sent {
 		if sent != 0 {
 			t.Errorf("the client sent %d sealed requests, want none", sent)
@@ -308,6 +314,19 @@ func TestResponseAttacks(t *testing.T) {
 		{name: "truncated: nothing after the header", sent: true, want: truncated, response: onResponse(func(_ *scene, _ *hostile.Request, r *hostile.Response) {
 			r.Chunks = nil
 		})},
+		{name: "chunk flag byte invalid", sent: true, want: is(proto.ErrMalformed), response: onResponse(func(_ *scene, _ *hostile.Request, r *hostile.Response) {
+			r.Trailer = proto.AppendChunk(nil, r.Chunks[1])
+			r.Trailer[0] = 0x02
+			r.Chunks = r.Chunks[:1]
+		})},
+		{name: "chunk length field altered", sent: true, want: is(proto.ErrMalformed), response: onResponse(func(_ *scene, _ *hostile.Request, r *hostile.Response) {
+			r.Trailer = proto.AppendChunk(nil, r.Chunks[1])
+			r.Trailer[4]++ // ct_len, big-endian, in bytes 1 to 4
+			r.Chunks = r.Chunks[:1]
+		})},
+		{name: "not a sealed response at all", sent: true, want: is(proto.ErrMalformed), response: func(*scene, *hostile.Request, *hostile.Response) *hostile.Response {
+			return &hostile.Response{Header: []byte(`{"error":{"code":"ok","message":"nothing to see here, all fine, no need to check anything"}}`)}
+		}},
 		{name: "bytes after the final chunk", sent: true, want: is(seal.ErrTrailingData), response: onResponse(func(_ *scene, _ *hostile.Request, r *hostile.Response) {
 			r.Trailer = []byte{0x01}
 		})},
@@ -663,6 +682,19 @@ func TestListingAttacks(t *testing.T) {
 					ci.Endorsement[0] ^= 1
 				}
 			})},
+		{name: "the gateway's own provider key endorsing a genuine worker, to fake diversity", client: func(c *client.Config) { c.MinProviders = 2 },
+			want: func(t *testing.T, s *scene, err error) {
+				diversity(1, 2)(t, s, err)
+				if !errors.Is(err, client.ErrEndorsement) {
+					t.Fatalf("err = %v, want the gateway-endorsed entry's refusal inside", err)
+				}
+			},
+			listing: func(s *scene, list *proto.CandidateList) {
+				fake := s.e.entry(0)
+				fake.WorkerID, fake.ProviderID = "sim-worker-9", "independent-provider"
+				endorseAsGateway(&fake)
+				list.Candidates = []proto.CandidateInfo{s.e.entry(0), fake}
+			}},
 		{name: "three providers wanted, two listed", client: func(c *client.Config) { c.K, c.MinProviders = 3, 3 }, want: diversity(2, 3)},
 	})
 }
