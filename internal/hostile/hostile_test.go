@@ -53,8 +53,8 @@ type scene struct {
 	other *hostile.Response // a response the attack's prep captured
 }
 
-// prepared returns the requests and responses relayed before the attack
-// was armed.
+// prepared returns the requests and responses relayed so far, oldest
+// first: the prep's come first, the attacked exchange's last.
 func (s *scene) prepared() ([]*hostile.Request, []*hostile.Response) {
 	return s.g.Requests(), s.g.Responses()
 }
@@ -608,6 +608,13 @@ func TestListingAttacks(t *testing.T) {
 					list.Candidates[i].Bundle = forge(list.Candidates[i].Bundle, func(b *proto.Bundle) { b.Keys = other.Keys })
 				}
 			}},
+		{name: "bundle moved to another nonce", want: refusedFor("a binding error", attestationError(attestation.CodeBinding, "")),
+			listing: each(func(_ *scene, ci *proto.CandidateInfo) {
+				ci.Bundle = rebundle(ci.Bundle, func(b *proto.Bundle) {
+					rand.Read(b.Nonce[:])
+					b.Anchor = nil
+				})
+			})},
 		// An older bundle of the same keys, made before the policy's
 		// freshness window (15 minutes): still endorsed, as the keys are
 		// the same, and refused as stale. Older bundles within the
