@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -164,8 +165,8 @@ func TestVerifyRejectsMalformedBundle(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	f.Add(makeBundle(f, bundleOpts{}))
-	f.Add([]byte("SGEB"))
+	fuzzseed.Add(f, makeBundle(f, bundleOpts{}))
+	fuzzseed.Add(f, []byte("SGEB"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := Verify(b, policy.InsecureSimulated(), Options{Now: t0})
 		if err == nil && v == nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -659,10 +660,10 @@ func TestOpenAIStreamFormats(t *testing.T) {
 // the chunk parser: they never panic, always end, and refuse with errors
 // that quote nothing of the stream.
 func FuzzSSEStream(f *testing.F) {
-	f.Add([]byte("data: " + contentChunk("a") + "\n\ndata: " + usageChunk(1, 1) + "\n\ndata: [DONE]\n\n"))
-	f.Add([]byte("event: error\ndata: {}\n\n"))
-	f.Add([]byte("data: {\"choices\":[{\"index\":0,\n" + "data: \"delta\":{\"content\":\"a\"}}]}\r\n\r\n"))
-	f.Add([]byte(": c\n\nerror: x\n\n"))
+	fuzzseed.Add(f, []byte("data: "+contentChunk("a")+"\n\ndata: "+usageChunk(1, 1)+"\n\ndata: [DONE]\n\n"))
+	fuzzseed.Add(f, []byte("event: error\ndata: {}\n\n"))
+	fuzzseed.Add(f, []byte("data: {\"choices\":[{\"index\":0,\n"+"data: \"delta\":{\"content\":\"a\"}}]}\r\n\r\n"))
+	fuzzseed.Add(f, []byte(": c\n\nerror: x\n\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := newSSEReader(bytes.NewReader(in), 1<<16)
 		for range len(in) + 2 {

@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -283,10 +285,10 @@ func FuzzParseAnchor(f *testing.F) {
 }
 
 func FuzzDecodeTask(f *testing.F) {
-	f.Add([]byte(`{"text":"One. Two.","sentences":1}`))
-	f.Add([]byte(`{"text":"hola","from":"es","to":"en"}`))
-	f.Add([]byte(`{"text":"a"} {}`))
-	f.Add([]byte{0xff, '{'})
+	fuzzseed.Add(f, []byte(`{"text":"One. Two.","sentences":1}`))
+	fuzzseed.Add(f, []byte(`{"text":"hola","from":"es","to":"en"}`))
+	fuzzseed.Add(f, []byte(`{"text":"a"} {}`))
+	fuzzseed.Add(f, []byte{0xff, '{'})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var s proto.SummarizeRequest
 		if err := proto.DecodeTask(in, &s); err != nil {
@@ -297,6 +299,50 @@ func FuzzDecodeTask(f *testing.F) {
 		}
 		if !utf8.ValidString(s.Text) {
 			t.Fatal("decoded text is not valid UTF-8")
+		}
+	})
+}
+
+// FuzzParseModelDigest: a digest parses only in its one canonical text
+// form (policies and end events carry it), and every failure is
+// ErrMalformed without quoting more than a few bytes of the input.
+func FuzzParseModelDigest(f *testing.F) {
+	fuzzseed.Add(f, proto.FormatModelDigest([32]byte{0x0a, 0xff, 0x10}))
+	fuzzseed.Add(f, "sha256:"+strings.Repeat("A", 64))
+	fuzzseed.Add(f, "sha256:"+strings.Repeat("0", 63)+"g")
+	fuzzseed.Add(f, "SHA256:"+strings.Repeat("0", 64))
+	fuzzseed.Add(f, "sha256:")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := proto.ParseModelDigest(s)
+		if err != nil {
+			checkErr(t, err, false)
+			if len(s) > 16 && strings.Contains(err.Error(), s) {
+				t.Fatal("error quotes the input")
+			}
+			return
+		}
+		if got := proto.FormatModelDigest(d); got != s {
+			t.Fatalf("ParseModelDigest(%q) formats back as %q", s, got)
+		}
+	})
+}
+
+// FuzzParseSuite: a suite parses only from its own name.
+func FuzzParseSuite(f *testing.F) {
+	for _, s := range proto.Suites() {
+		fuzzseed.Add(f, s.String())
+	}
+	fuzzseed.Add(f, "x25519")
+	f.Fuzz(func(t *testing.T, name string) {
+		s, err := proto.ParseSuite(name)
+		if err != nil {
+			return
+		}
+		if s.String() != name {
+			t.Fatalf("ParseSuite(%q) = %v", name, s)
+		}
+		if _, ok := proto.SuiteForKEM(s.KEM); !ok {
+			t.Fatalf("parsed suite %v is not supported", s)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -146,7 +147,7 @@ func validBundle(tb testing.TB) *proto.Bundle {
 // given extra arguments, and with a few corruptions of it: cut short, first
 // and middle byte flipped, a trailing byte.
 func addWithCorruptions(f *testing.F, valid [][]byte, extra ...any) {
-	add := func(b []byte) { f.Add(append([]any{b}, extra...)...) }
+	add := func(b []byte) { fuzzseed.Add(f, append([]any{b}, extra...)...) }
 	for _, v := range valid {
 		add(v)
 		add(v[:len(v)/2])

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/nvgpu"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -130,10 +131,10 @@ func FuzzParseEvidence(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(good)
-	f.Add(validVector(f).evidence)
+	fuzzseed.Add(f, good)
+	fuzzseed.Add(f, validVector(f).evidence)
 	if seedRecorded(f) {
-		f.Add(encode(f, recordedEvidence(f, true, true)))
+		f.Add(encode(f, recordedEvidence(f, true, true))) // NVIDIA's recording: not ours to commit
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := nvgpu.ParseEvidence(b)

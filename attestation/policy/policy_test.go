@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 func TestEmbeddedPolicies(t *testing.T) {
@@ -70,9 +72,9 @@ func TestParseRejects(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	f.Add(defaultJSON)
-	f.Add(insecureSimulatedJSON)
-	f.Add([]byte(`{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{},"tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:` + strings.Repeat("0a", 32) + `"]}}`))
+	fuzzseed.Add(f, defaultJSON)
+	fuzzseed.Add(f, insecureSimulatedJSON)
+	fuzzseed.Add(f, []byte(`{"version":1,"name":"p","tee_kinds":["tdx"],"max_evidence_age":"10m","sim":{},"tdx":{"any_measurement":true},"models":{"allowed_digests":["sha256:`+strings.Repeat("0a", 32)+`"]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 func TestReportRoundTripAndSignature(t *testing.T) {
@@ -40,8 +42,8 @@ func TestReportRoundTripAndSignature(t *testing.T) {
 }
 
 func FuzzParseReport(f *testing.F) {
-	f.Add(NewDevice(DeviceConfig{}).Report([64]byte{}))
-	f.Add([]byte(Magic))
+	fuzzseed.Add(f, NewDevice(DeviceConfig{}).Report([64]byte{}))
+	fuzzseed.Add(f, []byte(Magic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseReport(b)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sealgate/sealgate/attestation/snp"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/internal/testenv"
 	"github.com/sealgate/sealgate/proto"
 )
@@ -136,12 +137,12 @@ func vectorCorpus(f *testing.F) (reports, collaterals [][]byte) {
 func FuzzParseCollateral(f *testing.F) {
 	_, cols := vectorCorpus(f)
 	for _, c := range append(cols, validCollateral()) {
-		f.Add(c)
+		fuzzseed.Add(f, c)
 		if len(c) > 8 {
-			f.Add(c[:len(c)-1])
+			fuzzseed.Add(f, c[:len(c)-1])
 			m := bytes.Clone(c)
 			m[7] ^= 1
-			f.Add(m)
+			fuzzseed.Add(f, m)
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -11,6 +11,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/attestation/snp/snptest"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func TestVerifyRefusals(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	reports, cols := vectorCorpus(f)
 	for i := range reports {
-		f.Add(reports[i], cols[i])
+		fuzzseed.Add(f, reports[i], cols[i])
 	}
 	roots := readFixtureRoots(f, filepath.Join(testenv.RepoRoot(f), vectorSubdir))
 	f.Fuzz(func(t *testing.T, report, col []byte) {

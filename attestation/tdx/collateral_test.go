@@ -8,6 +8,7 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/tdx"
 	"github.com/sealgate/sealgate/attestation/tdx/tdxtest"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 func sampleCollateral(t testing.TB, crls bool) *tdx.Collateral {
@@ -118,9 +119,9 @@ func FuzzParseCollateral(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(enc)
+		fuzzseed.Add(f, enc)
 	}
-	f.Add([]byte(tdx.MagicCollateral + "\x00\x01"))
+	fuzzseed.Add(f, []byte(tdx.MagicCollateral+"\x00\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := tdx.ParseCollateral(b)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/tdx"
 	"github.com/sealgate/sealgate/attestation/tdx/tdxtest"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/proto"
 )
 
@@ -166,13 +167,13 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(b.Report, b.Collateral)
+	fuzzseed.Add(f, b.Report, b.Collateral)
 	rec, err := tdxtest.RecordedQuote()
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(rec, b.Collateral)
-	f.Add(b.Report[:1100], b.Collateral)
+	fuzzseed.Add(f, rec, b.Collateral)
+	fuzzseed.Add(f, b.Report[:1100], b.Collateral)
 	f.Fuzz(func(t *testing.T, quote, collateral []byte) {
 		c, err := tdx.Verify(quote, collateral, opts)
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 // readSample returns the demo document.
@@ -484,11 +486,11 @@ func TestTerms(t *testing.T) {
 func FuzzSummarize(f *testing.F) {
 	// Seeds stay short: the fuzzer minimizes every new interesting input,
 	// which takes quadratic time in its length.
-	f.Add("Yet most hospitals still hesitate to send patient records to cloud AI services. Dr. Alvarez puts it bluntly: \"We are asked to trust.\"\n\nThe worry is well founded.", 3, 0.0)
-	f.Add("Mr. Smith paid $3.5 million to the U.S. Treasury. It was late... Really? Yes!", 0, 0.5)
-	f.Add("1. one\n2. two\n\n“Quoted.” he said. (Aside.) 東京。終わり！", 2, 0.0)
-	f.Add("a. b. c. d. e. f.", 0, 0.0)
-	f.Add("...!!!???", 1, 1.0)
+	fuzzseed.Add(f, "Yet most hospitals still hesitate to send patient records to cloud AI services. Dr. Alvarez puts it bluntly: \"We are asked to trust.\"\n\nThe worry is well founded.", 3, 0.0)
+	fuzzseed.Add(f, "Mr. Smith paid $3.5 million to the U.S. Treasury. It was late... Really? Yes!", 0, 0.5)
+	fuzzseed.Add(f, "1. one\n2. two\n\n“Quoted.” he said. (Aside.) 東京。終わり！", 2, 0.0)
+	fuzzseed.Add(f, "a. b. c. d. e. f.", 0, 0.0)
+	fuzzseed.Add(f, "...!!!???", 1, 1.0)
 	f.Fuzz(func(t *testing.T, text string, sentences int, ratio float64) {
 		if !utf8.ValidString(text) {
 			if _, err := Summarize(text, SummarizeOptions{}); err == nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 // A pin whose text form uses both base64url-only characters ('-' and '_').
@@ -152,13 +154,13 @@ func TestPeerPin(t *testing.T) {
 }
 
 func FuzzParsePin(f *testing.F) {
-	f.Add(samplePin.String())
-	f.Add(Pin{}.String())
-	f.Add("sha256/" + strings.Repeat("_", 43))
-	f.Add("sha256/" + strings.Repeat("A", 42) + "E")
-	f.Add("sha256/" + strings.Repeat("A", 43) + "=")
-	f.Add("sha256:" + strings.Repeat("A", 43))
-	f.Add("")
+	fuzzseed.Add(f, samplePin.String())
+	fuzzseed.Add(f, Pin{}.String())
+	fuzzseed.Add(f, "sha256/"+strings.Repeat("_", 43))
+	fuzzseed.Add(f, "sha256/"+strings.Repeat("A", 42)+"E")
+	fuzzseed.Add(f, "sha256/"+strings.Repeat("A", 43)+"=")
+	fuzzseed.Add(f, "sha256:"+strings.Repeat("A", 43))
+	fuzzseed.Add(f, "")
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePin(s)
 		var q Pin

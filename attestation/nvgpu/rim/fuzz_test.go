@@ -8,6 +8,7 @@ import (
 
 	"github.com/sealgate/sealgate/attestation/check"
 	"github.com/sealgate/sealgate/attestation/nvgpu/rim"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 	"github.com/sealgate/sealgate/internal/testenv"
 )
 
@@ -17,19 +18,22 @@ import (
 // NVIDIA's verifier tests (../shared/fixtures/nvidia/rim) when present,
 // and the synthetic testdata always.
 func FuzzParse(f *testing.F) {
-	var seeds []string
-	shared := filepath.Join(filepath.Dir(testenv.RepoRoot(f)), "shared", "fixtures", "nvidia", "rim", "*.xml")
-	if names, _ := filepath.Glob(shared); len(names) > 0 {
-		seeds = append(seeds, names...)
-	}
 	local, _ := filepath.Glob(filepath.Join("testdata", "*.xml"))
-	seeds = append(seeds, local...)
-	for _, name := range seeds {
+	for _, name := range local {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(b)
+		fuzzseed.Add(f, b)
+	}
+	shared := filepath.Join(filepath.Dir(testenv.RepoRoot(f)), "shared", "fixtures", "nvidia", "rim", "*.xml")
+	names, _ := filepath.Glob(shared)
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b) // NVIDIA's: not ours to commit
 	}
 	opts := rim.Options{Now: testdataNow, Roots: fixturePKI(f).Roots()}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -20,6 +20,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/snp"
 	"github.com/sealgate/sealgate/attestation/snp/collect"
 	"github.com/sealgate/sealgate/attestation/snp/snptest"
+	"github.com/sealgate/sealgate/internal/fuzzseed"
 )
 
 // fakeKDS serves a fixture chain the way AMD KDS would: go-sev-guest's
@@ -273,9 +274,9 @@ func FuzzCertTable(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(table)
-	f.Add([]byte{})
-	f.Add(table[:abi.CertTableEntrySize])
+	fuzzseed.Add(f, table)
+	fuzzseed.Add(f, []byte{})
+	fuzzseed.Add(f, table[:abi.CertTableEntrySize])
 	var rd [64]byte
 	report := snptest.BuildReport(f, s, snptest.ReportSpec{ReportData: rd})
 	f.Fuzz(func(t *testing.T, tbl []byte) {
