@@ -37,6 +37,9 @@ type engine interface {
 	conn
 	// inTx runs fn in a write transaction, committing when it returns nil.
 	inTx(ctx context.Context, fn func(conn) error) error
+	// lockLog makes the transaction c the transparency log's only
+	// writer until it ends.
+	lockLog(ctx context.Context, c conn) error
 	isUnique(err error) bool
 	isForeignKey(err error) bool
 }

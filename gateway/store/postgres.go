@@ -86,6 +86,29 @@ var postgresMigrations = []migration{
 		worker_id TEXT COLLATE "C" NOT NULL UNIQUE,
 		PRIMARY KEY (pool_id, worker_id)
 	);`},
+	{3, `CREATE TABLE log_entries (
+		idx  BIGINT PRIMARY KEY,
+		data BYTEA NOT NULL
+	);
+	CREATE TABLE log_nodes (
+		level BIGINT NOT NULL,
+		idx   BIGINT NOT NULL,
+		hash  BYTEA NOT NULL,
+		PRIMARY KEY (level, idx)
+	);
+	CREATE TABLE log_collateral (
+		hash BYTEA PRIMARY KEY,
+		data BYTEA NOT NULL
+	);
+	CREATE TABLE log_checkpoint (
+		id         BIGINT PRIMARY KEY CHECK (id = 1),
+		size       BIGINT NOT NULL,
+		checkpoint BYTEA NOT NULL
+	);
+	CREATE TABLE log_meta (
+		key   TEXT COLLATE "C" PRIMARY KEY,
+		value TEXT NOT NULL
+	);`},
 }
 
 // migrationLock is the pg_advisory_xact_lock key that serializes
@@ -292,6 +315,17 @@ func (r pgRow) Scan(dest ...any) error {
 		return errNoRows
 	}
 	return r.e.redact(err)
+}
+
+// logLock is the pg_advisory_xact_lock key that makes one transaction
+// at a time, on any replica, the transparency log's writer:
+// "SGlogWri" in ASCII. It is released at commit or rollback, or when the
+// writer's session dies.
+const logLock int64 = 0x53476c6f67577269
+
+func (pgEngine) lockLog(ctx context.Context, c conn) error {
+	_, err := c.exec(ctx, `SELECT pg_advisory_xact_lock(?)`, logLock)
+	return err
 }
 
 func (e pgEngine) inTx(ctx context.Context, fn func(conn) error) error {

@@ -89,6 +89,32 @@ var sqliteMigrations = []migration{
 		worker_id TEXT NOT NULL UNIQUE,
 		PRIMARY KEY (pool_id, worker_id)
 	) STRICT;`},
+	{3, `-- the transparency log (package translog): entries by index, the
+	-- hashes of the tree's perfect subtrees, collateral by content hash,
+	-- the latest signed checkpoint, and the log's metadata.
+	CREATE TABLE log_entries (
+		idx  INTEGER PRIMARY KEY,
+		data BLOB NOT NULL
+	) STRICT;
+	CREATE TABLE log_nodes (
+		level INTEGER NOT NULL,
+		idx   INTEGER NOT NULL,
+		hash  BLOB NOT NULL,
+		PRIMARY KEY (level, idx)
+	) STRICT;
+	CREATE TABLE log_collateral (
+		hash BLOB PRIMARY KEY,
+		data BLOB NOT NULL
+	) STRICT;
+	CREATE TABLE log_checkpoint (
+		id         INTEGER PRIMARY KEY CHECK (id = 1),
+		size       INTEGER NOT NULL,
+		checkpoint BLOB NOT NULL
+	) STRICT;
+	CREATE TABLE log_meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) STRICT;`},
 }
 
 // SQLite is a Store in a SQLite database file.
@@ -244,6 +270,10 @@ func (r sqliteRow) Scan(dest ...any) error {
 	}
 	return err
 }
+
+// lockLog is a no-op: BEGIN IMMEDIATE already made the transaction the
+// only writer.
+func (sqliteEngine) lockLog(context.Context, conn) error { return nil }
 
 func (e sqliteEngine) inTx(ctx context.Context, fn func(conn) error) error {
 	// _txlock=immediate: BEGIN takes the write lock, waiting up to

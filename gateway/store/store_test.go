@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +168,8 @@ func TestPostgresNewerSchemaRefused(t *testing.T) {
 	if _, err := pgConnect(t, dsn).Exec(t.Context(), `UPDATE schema_version SET version = $1`, store.Version()+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.OpenPostgres(t.Context(), dsn); err == nil || !strings.Contains(err.Error(), "schema version: found 3, want at most 2") {
+	want := fmt.Sprintf("schema version: found %d, want at most %d", store.Version()+1, store.Version())
+	if _, err := store.OpenPostgres(t.Context(), dsn); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("open of a newer schema: found %v, want a schema version error", err)
 	}
 }
