@@ -259,18 +259,18 @@ func medianOf(v []float64) float64 {
 // ns is the median ns/op of name over every round.
 func (m measurements) ns(name string) (float64, bool) { return m.median(name, "ns/op", -1) }
 
-// ratio is the median over the rounds of f(a's ns/op, b's ns/op) in the
-// same round: the baseline b ran seconds from a, whatever the machine's
-// load did between rounds.
-func (m measurements) ratio(a, b string, f func(a, b float64) float64) (float64, bool) {
+// ratio is the median over the rounds of f(a's unit/op, b's unit/op) in
+// the same round: the baseline b ran seconds from a, whatever the
+// machine's load did between rounds.
+func (m measurements) ratio(unit, a, b string, f func(a, b float64) float64) (float64, bool) {
 	rounds := map[int]bool{}
 	for _, s := range m[a] {
 		rounds[s.round] = true
 	}
 	var v []float64
 	for r := range rounds {
-		x, ok1 := m.median(a, "ns/op", r)
-		y, ok2 := m.median(b, "ns/op", r)
+		x, ok1 := m.median(a, unit, r)
+		y, ok2 := m.median(b, unit, r)
 		if ok1 && ok2 {
 			v = append(v, f(x, y))
 		}
@@ -279,6 +279,44 @@ func (m measurements) ratio(a, b string, f func(a, b float64) float64) (float64,
 		return 0, false
 	}
 	return medianOf(v), true
+}
+
+// cpuUnit is the unit goals are judged in when every benchmark compared
+// reports it: the process's CPU time per operation, which on a shared
+// machine does not count the waits for a CPU that other processes hold.
+// The wall time is shown beside it.
+const cpuUnit = "cpu-ns/op"
+
+// unitFor is cpuUnit if each of names reports it, else ns/op.
+func (m measurements) unitFor(names ...string) string {
+	for _, n := range names {
+		if _, ok := m.median(n, cpuUnit, -1); !ok {
+			return "ns/op"
+		}
+	}
+	return cpuUnit
+}
+
+// timed describes name's median time per operation with format: CPU and
+// wall time when it reports both.
+func (m measurements) timed(name string, format func(float64) string) string {
+	wall, _ := m.ns(name)
+	if cpu, ok := m.median(name, cpuUnit, -1); ok {
+		return fmt.Sprintf("%s CPU (%s wall)", format(cpu), format(wall))
+	}
+	return format(wall)
+}
+
+// ratioText is the ratio of a to b in the unit goals are judged in,
+// with the wall-time ratio beside it when that unit is CPU time.
+func (m measurements) ratioText(a, b string, f func(a, b float64) float64) (string, float64) {
+	unit := m.unitFor(a, b)
+	r, _ := m.ratio(unit, a, b, f)
+	if unit != cpuUnit {
+		return fmt.Sprintf("%.2f×", r), r
+	}
+	w, _ := m.ratio("ns/op", a, b, f)
+	return fmt.Sprintf("%.2f× CPU (%.2f× wall)", r, w), r
 }
 
 // gatewayResults mirror scripts/benchgateway's results JSON (the fields
@@ -353,52 +391,59 @@ func buildRows(m measurements, gw gatewayResults) []row {
 
 	for _, s := range suites {
 		for _, z := range sizes {
-			raw, ok1 := m.ns("seal/BenchmarkRawHPKESeal/" + s.bench + "/" + z)
-			k3, ok2 := m.ns("seal/BenchmarkSealTo/" + s.bench + "/" + z + "/3cand")
+			raw, k3 := "seal/BenchmarkRawHPKESeal/"+s.bench+"/"+z, "seal/BenchmarkSealTo/"+s.bench+"/"+z+"/3cand"
 			what := fmt.Sprintf("seal a %s request to 3 candidates, %s (seal.SealTo)", z, s.name)
-			if !ok1 || !ok2 {
+			if len(m[raw]) == 0 || len(m[k3]) == 0 {
 				missing(what)
 				continue
 			}
-			r, _ := m.ratio("seal/BenchmarkSealTo/"+s.bench+"/"+z+"/3cand", "seal/BenchmarkRawHPKESeal/"+s.bench+"/"+z,
-				func(a, b float64) float64 { return a / (3 * b) })
-			rows = append(rows, row{what, "3 raw crypto/hpke seals: " + us(3*raw), us(k3), fmt.Sprintf("%.2f×", r), "≤ 1.1×", yesNo(r <= 1.1)})
+			text, r := m.ratioText(k3, raw, func(a, b float64) float64 { return a / (3 * b) })
+			rows = append(rows, row{what, "3 raw crypto/hpke seals, each " + m.timed(raw, us), m.timed(k3, us), text, "≤ 1.1×", yesNo(r <= 1.1)})
 		}
 	}
 	for _, s := range suites {
 		for _, z := range sizes {
-			raw, ok1 := m.ns("seal/BenchmarkRawHPKEOpen/" + s.bench + "/" + z)
-			op, ok2 := m.ns("seal/BenchmarkOpen/" + s.bench + "/" + z)
+			raw, op := "seal/BenchmarkRawHPKEOpen/"+s.bench+"/"+z, "seal/BenchmarkOpen/"+s.bench+"/"+z
 			what := fmt.Sprintf("open a %s request, %s (seal.Opener)", z, s.name)
-			if !ok1 || !ok2 {
+			if len(m[raw]) == 0 || len(m[op]) == 0 {
 				missing(what)
 				continue
 			}
-			r, _ := m.ratio("seal/BenchmarkOpen/"+s.bench+"/"+z, "seal/BenchmarkRawHPKEOpen/"+s.bench+"/"+z, div)
-			rows = append(rows, row{what, "raw crypto/hpke open: " + us(raw), us(op), fmt.Sprintf("%.2f×", r), "none set", "-"})
+			text, _ := m.ratioText(op, raw, div)
+			rows = append(rows, row{what, "raw crypto/hpke open: " + m.timed(raw, us), m.timed(op, us), text, "none set", "-"})
 		}
 	}
-	for _, k := range []struct{ kind, pkg, lib string }{{"TDX", "tdx", "go-tdx-guest"}, {"SEV-SNP", "snp", "go-sev-guest"}} {
-		lib, ok1 := m.ns(k.pkg + "/BenchmarkLibraryVerify")
-		cold, ok2 := m.ns("client/BenchmarkVerifyCold/" + k.pkg)
-		cached, ok3 := m.ns("client/BenchmarkVerifyCached/" + k.pkg)
-		if ok1 && ok2 {
-			r, _ := m.ratio("client/BenchmarkVerifyCold/"+k.pkg, k.pkg+"/BenchmarkLibraryVerify", div)
-			rows = append(rows, row{fmt.Sprintf("%s cold verification by the client (bundle, signatures, chains, binding, policy)", k.kind),
-				k.lib + "'s own verify: " + ms(lib), ms(cold), fmt.Sprintf("%.2f×", r), "none set", "-"})
-		} else {
-			missing(k.kind + " cold verification")
+	for _, k := range []struct{ kind, pkg, lib, sub string }{
+		{"TDX", "tdx", "go-tdx-guest", "tdx"}, {"SEV-SNP", "snp", "go-sev-guest", "snp"}, {"TDX with one GPU's evidence (62 KiB bundle)", "", "", "tdx#01"},
+	} {
+		lib := k.pkg + "/BenchmarkLibraryVerify"
+		cold, cached := "client/BenchmarkVerifyCold/"+k.sub, "client/BenchmarkVerifyCached/"+k.sub
+		if len(m[cold]) == 0 {
+			if k.pkg != "" {
+				missing(k.kind + " cold verification")
+			}
+			continue
 		}
-		if ok2 && ok3 {
-			r, _ := m.ratio("client/BenchmarkVerifyCached/"+k.pkg, "client/BenchmarkVerifyCold/"+k.pkg, div)
-			rows = append(rows, row{fmt.Sprintf("%s cached verdict (client cache hit)", k.kind), "cold: " + ms(cold), us(cached),
-				fmt.Sprintf("%.1f µs (%.4f× cold)", cached/1e3, r), "≤ 10 µs", yesNo(cached <= 10e3)})
-		} else {
+		if k.pkg != "" {
+			if len(m[lib]) == 0 {
+				missing(k.kind + " cold verification against " + k.lib)
+			} else {
+				text, _ := m.ratioText(cold, lib, div)
+				rows = append(rows, row{fmt.Sprintf("%s cold verification by the client (bundle, signatures, chains, binding, policy)", k.kind),
+					k.lib + "'s own verify: " + m.timed(lib, ms), m.timed(cold, ms), text, "none set", "-"})
+			}
+		}
+		if len(m[cached]) == 0 {
 			missing(k.kind + " cached verdict")
+			continue
 		}
+		text, _ := m.ratioText(cached, cold, div)
+		v, _ := m.median(cached, m.unitFor(cached), -1)
+		rows = append(rows, row{fmt.Sprintf("%s cached verdict (client cache hit)", k.kind), "cold: " + m.timed(cold, ms), m.timed(cached, us),
+			text + " of cold", "≤ 10 µs", yesNo(v <= 10e3)})
 	}
-	if g, ok := m.ns("nvgpu/BenchmarkVerify"); ok {
-		rows = append(rows, row{"one NVIDIA GPU's evidence, cold (report, chain, OCSP, RIMs)", "no offline library exists", ms(g), ms(g), "none set", "-"})
+	if g := "nvgpu/BenchmarkVerify"; len(m[g]) > 0 {
+		rows = append(rows, row{"one NVIDIA GPU's evidence, cold (report, chain, OCSP, RIMs)", "no offline library exists", m.timed(g, ms), "-", "none set", "-"})
 	}
 
 	if h := gw.Hop; h != nil {
@@ -442,20 +487,18 @@ func buildRows(m measurements, gw gatewayResults) []row {
 	}
 
 	for _, n := range []int{8, 16} {
-		if v, ok := m.ns(fmt.Sprintf("gateway/BenchmarkListing/summarize/%d", n)); ok {
-			cpu, _ := m.median(fmt.Sprintf("gateway/BenchmarkListing/summarize/%d", n), "cpu-ns/op", -1)
-			rows = append(rows, row{fmt.Sprintf("build a listing of %d candidates over 10,000 workers", n), "-", us(v), fmt.Sprintf("%s (CPU %s)", us(v), us(cpu)), "none set", "-"})
+		if name := fmt.Sprintf("gateway/BenchmarkListing/summarize/%d", n); len(m[name]) > 0 {
+			rows = append(rows, row{fmt.Sprintf("build a listing of %d candidates over 10,000 workers", n), "-", m.timed(name, us), "-", "none set", "-"})
 		}
 	}
 	for _, n := range []int{2, 4, 8} {
 		name := fmt.Sprintf("gateway/BenchmarkRoute/candidates=%d", n)
-		v, ok := m.ns(name)
-		if !ok {
+		if len(m[name]) == 0 {
 			missing(fmt.Sprintf("routing decision, %d candidates", n))
 			continue
 		}
-		cpu, _ := m.median(name, "cpu-ns/op", -1)
-		rows = append(rows, row{fmt.Sprintf("routing decision among %d candidates, 10,000 workers", n), "-", us(v), fmt.Sprintf("%s (CPU %s)", us(v), us(cpu)), "≤ 5 µs", yesNo(v <= 5e3)})
+		v, _ := m.median(name, m.unitFor(name), -1)
+		rows = append(rows, row{fmt.Sprintf("routing decision among %d candidates, 10,000 workers", n), "-", m.timed(name, us), "-", "≤ 5 µs", yesNo(v <= 5e3)})
 	}
 	return rows
 }
@@ -475,5 +518,5 @@ func writeTable(w io.Writer, rows []row) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "\n%d of %d goals met.\n", met, goals)
+	fmt.Fprintf(w, "\n%d of %d goals met. Benchmarks that report the process's CPU time per operation (cpu-ns/op) are judged by it, as the machine is shared; their wall time is shown beside it. The network rows are wall time.\n", met, goals)
 }
