@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -163,6 +164,9 @@ func bodyError(msg string, err error) error {
 			problem = "(value withheld from the log)"
 		}
 		return api.Wrap(api.BadRequest, msg, fmt.Errorf("malformed %s: %s: %s", fe.Struct, fe.Field, problem))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return api.Wrap(api.RequestTimeout, "request body not received within the read timeout", err)
 	}
 	if errors.Is(err, proto.ErrMalformed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return api.Wrap(api.BadRequest, msg, err)

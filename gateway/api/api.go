@@ -28,6 +28,7 @@ const (
 	Exists               Code = "exists"                 // 409: an account or pool with that id exists
 	EndorsementRefused   Code = "endorsement_refused"    // 403: the provider's endorsement does not verify
 	TooLarge             Code = "too_large"              // 413: a body over its limit
+	RequestTimeout       Code = "request_timeout"        // 408: the body did not arrive within the read timeout
 	UnsupportedMediaType Code = "unsupported_media_type" // 415: wrong Content-Type
 	BadChallenge         Code = "bad_challenge"          // 403: unknown, used or expired nonce
 	AttestationRefused   Code = "attestation_refused"    // 403: evidence refused by the admission policy

@@ -32,6 +32,10 @@
 // be empty), hold at most proto.MaxJSONBody bytes, one object, no unknown
 // fields and nothing after it. Sealed requests must be Content-Type
 // proto.MediaTypeRequest and hold at most Config.MaxRequestBody bytes.
+// Every body must arrive within Config.BodyReadTimeout of the request's
+// start, whether or not its handler reads it (net/http reads what a
+// handler leaves, and a client dribbling it must not hold the connection):
+// a body the handler reads too late is 408 request_timeout.
 // Errors are proto.ErrorResponse bodies with a stable code and a short
 // message; details go to the log only.
 package httpapi
@@ -46,6 +50,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -126,7 +131,7 @@ func New(cfg Config) (http.Handler, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = h.handleError
-	e.Use(h.accessLog)
+	e.Use(h.accessLog, h.bodyDeadline)
 	tenant, provider, admin := h.require(api.RoleTenant), h.require(api.RoleProvider), h.require(api.RoleAdmin)
 	e.GET(proto.PathCandidates, h.candidates, tenant)
 	e.POST(proto.PathRequests, h.relay, tenant)
@@ -187,6 +192,24 @@ func (h *handler) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// bodyDeadline puts every request that has a body under the body read
+// deadline from its start, whether or not its handler reads the body:
+// when a handler answers without reading it all (an error, a route that
+// takes no body), net/http reads what is left before it writes the answer
+// or reuses the connection, and a client dribbling its body would
+// otherwise hold the connection and its goroutine for as long as it
+// likes. body lifts the deadline once a body has been read to its end.
+func (h *handler) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if r := c.Request(); h.readTimeout > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			// Not every ResponseWriter supports deadlines (httptest's
+			// recorder does not); the body is then bounded in size only.
+			http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(h.readTimeout))
+		}
+		return next(c)
+	}
+}
+
 // statusOf is the HTTP status of every error code.
 var statusOf = map[api.Code]int{
 	api.BadRequest:           http.StatusBadRequest,
@@ -196,6 +219,7 @@ var statusOf = map[api.Code]int{
 	api.Exists:               http.StatusConflict,
 	api.EndorsementRefused:   http.StatusForbidden,
 	api.TooLarge:             http.StatusRequestEntityTooLarge,
+	api.RequestTimeout:       http.StatusRequestTimeout,
 	api.UnsupportedMediaType: http.StatusUnsupportedMediaType,
 	api.BadChallenge:         http.StatusForbidden,
 	api.AttestationRefused:   http.StatusForbidden,
@@ -283,9 +307,7 @@ func (h *handler) challenge(c echo.Context) error {
 		if err := requireMediaType(r, "application/json"); err != nil {
 			return err
 		}
-		body, done := h.body(c, proto.MaxJSONBody)
-		defer done()
-		if err := decodeJSON(body, &struct{}{}); err != nil {
+		if err := decodeJSON(h.body(c, proto.MaxJSONBody), &struct{}{}); err != nil {
 			return err
 		}
 	}
@@ -320,9 +342,7 @@ func (h *handler) readJSON(c echo.Context, max int64, v any) error {
 	if c.Request().ContentLength > max {
 		return api.New(api.TooLarge, "request body too large")
 	}
-	body, done := h.body(c, max)
-	defer done()
-	return decodeJSON(body, v)
+	return decodeJSON(h.body(c, max), v)
 }
 
 func (h *handler) providerKey(c echo.Context) error {
@@ -464,33 +484,32 @@ func (h *handler) relay(c echo.Context) error {
 	if r.ContentLength > h.maxBody {
 		return api.New(api.TooLarge, "request body too large")
 	}
-	body, done := h.body(c, h.maxBody)
-	defer done()
 	sink := &sink{res: c.Response(), rc: http.NewResponseController(c.Response().Writer)}
-	return h.svc.Relay(r.Context(), credential(c), body, sink)
+	return h.svc.Relay(r.Context(), credential(c), h.body(c, h.maxBody), sink)
 }
 
 // body returns the request body limited to max bytes and, when
-// BodyReadTimeout is set, under a read deadline that is lifted as soon as
-// the body has been read to its end (so that a long response stream is not
-// cut off) or when done is called.
-func (h *handler) body(c echo.Context, max int64) (io.Reader, func()) {
+// BodyReadTimeout is set, under a read deadline from the start of the
+// handler that is lifted as soon as the body has been read to its end, so
+// that a long response stream is not cut off. A body that is not read to
+// its end keeps the deadline, which then also bounds what net/http reads
+// of it after the handler.
+func (h *handler) body(c echo.Context, max int64) io.Reader {
 	limited := http.MaxBytesReader(c.Response(), c.Request().Body, max)
 	if h.readTimeout <= 0 {
-		return limited, func() {}
+		return limited
 	}
 	rc := http.NewResponseController(c.Response().Writer)
 	if err := rc.SetReadDeadline(time.Now().Add(h.readTimeout)); err != nil {
 		// Not every ResponseWriter supports deadlines (httptest's
 		// recorder does not); the body is still bounded in size.
-		return limited, func() {}
+		return limited
 	}
-	lift := func() { rc.SetReadDeadline(time.Time{}) }
-	return &deadlineReader{r: limited, lift: lift}, lift
+	return &deadlineReader{r: limited, lift: func() { rc.SetReadDeadline(time.Time{}) }}
 }
 
 // deadlineReader lifts the connection's read deadline when its reader
-// returns an error, io.EOF included.
+// reaches io.EOF.
 type deadlineReader struct {
 	r      io.Reader
 	lift   func()
@@ -499,7 +518,7 @@ type deadlineReader struct {
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if err != nil && !d.lifted {
+	if err == io.EOF && !d.lifted {
 		d.lifted = true
 		d.lift()
 	}
@@ -541,6 +560,8 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return api.Wrap(api.TooLarge, "request body too large", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return api.Wrap(api.RequestTimeout, "body: not received within the read timeout", err)
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return api.Wrap(api.BadRequest, "body: not a JSON object", err)
 	case errors.As(err, &typ):
