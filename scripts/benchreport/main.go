@@ -313,10 +313,18 @@ func (m measurements) ratioText(a, b string, f func(a, b float64) float64) (stri
 	unit := m.unitFor(a, b)
 	r, _ := m.ratio(unit, a, b, f)
 	if unit != cpuUnit {
-		return fmt.Sprintf("%.2f×", r), r
+		return times(r), r
 	}
 	w, _ := m.ratio("ns/op", a, b, f)
-	return fmt.Sprintf("%.2f× CPU (%.2f× wall)", r, w), r
+	return fmt.Sprintf("%s CPU (%s wall)", times(r), times(w)), r
+}
+
+// times formats a ratio, with four decimals below 0.1.
+func times(r float64) string {
+	if r < 0.1 {
+		return fmt.Sprintf("%.4f×", r)
+	}
+	return fmt.Sprintf("%.2f×", r)
 }
 
 // gatewayResults mirror scripts/benchgateway's results JSON (the fields
@@ -459,22 +467,22 @@ func buildRows(m measurements, gw gatewayResults) []row {
 			fmt.Sprintf("%.2f×", h.GatewayRPS/h.DirectRPS), "none set", "-"})
 		nginx := ""
 		if h.NginxRPS > 0 {
-			nginx = fmt.Sprintf(" (nginx adds %.1f µs)", h.NginxAddedP50)
+			nginx = fmt.Sprintf(" (nginx: %+.1f µs)", h.NginxAddedP50)
 		}
 		rows = append(rows, row{"gateway hop latency at 1 connection, p50", fmt.Sprintf("direct: %.1f µs", h.DirectP50),
-			fmt.Sprintf("%.1f µs", h.GatewayP50), fmt.Sprintf("+%.1f µs added%s", h.GatewayAddedP50, nginx), "≤ 60 µs added", yesNo(h.GatewayAddedP50 <= 60)})
+			fmt.Sprintf("%.1f µs", h.GatewayP50), fmt.Sprintf("%+.1f µs added%s", h.GatewayAddedP50, nginx), "≤ 60 µs added", yesNo(h.GatewayAddedP50 <= 60)})
 	} else {
 		missing("gateway hop (throughput against nginx, added latency)")
 	}
 	if s := gw.Stream; s != nil {
 		rows = append(rows, row{fmt.Sprintf("time to first byte of a %d-chunk stream, p50", s.Chunks), fmt.Sprintf("direct: %.1f µs", s.DirectTTFB),
-			fmt.Sprintf("%.1f µs", s.GatewayTTFB), fmt.Sprintf("+%.1f µs added", s.GatewayTTFB-s.DirectTTFB), "none set", "-"})
+			fmt.Sprintf("%.1f µs", s.GatewayTTFB), fmt.Sprintf("%+.1f µs added", s.GatewayTTFB-s.DirectTTFB), "none set", "-"})
 		nginx := ""
 		if s.NginxChunk > 0 {
-			nginx = fmt.Sprintf(" (nginx adds %.1f µs)", s.NginxAdded)
+			nginx = fmt.Sprintf(" (nginx: %+.1f µs)", s.NginxAdded)
 		}
 		rows = append(rows, row{fmt.Sprintf("relay latency per chunk, %d chunks %.0f ms apart, p50", s.Chunks, s.GapUS/1e3), fmt.Sprintf("direct: %.1f µs", s.DirectChunk),
-			fmt.Sprintf("%.1f µs", s.GatewayChunk), fmt.Sprintf("+%.1f µs added%s", s.AddedPerChunk, nginx), "≤ 10 µs added", yesNo(s.AddedPerChunk <= 10)})
+			fmt.Sprintf("%.1f µs", s.GatewayChunk), fmt.Sprintf("%+.1f µs added%s", s.AddedPerChunk, nginx), "≤ 10 µs added", yesNo(s.AddedPerChunk <= 10)})
 	} else {
 		missing("stream time to first byte and per-chunk relay latency")
 	}
