@@ -586,8 +586,15 @@ func (r *recordingReader) Read(p []byte) (int, error) {
 // streamError classifies a failure reading the sealed response: a stream
 // that ended early, cleanly or with a broken connection, is a
 // *TruncatedError; the caller's own cancellation is reported as such;
-// forgeries and malformed streams keep seal's errors.
+// forgeries and malformed streams keep seal's errors, even when the
+// connection broke right after the bytes that failed (a gateway that cuts
+// the connection behind a forged chunk must not pass for a flaky one).
 func streamError(ctx context.Context, err error, body *recordingReader, workerID string, received int) error {
+	for _, forged := range []error{seal.ErrAuthentication, seal.ErrNotCandidate, seal.ErrTrailingData, proto.ErrMalformed} {
+		if errors.Is(err, forged) {
+			return err
+		}
+	}
 	if body.err != nil && ctx.Err() != nil {
 		return fmt.Errorf("client: reading the response: %w", context.Cause(ctx))
 	}

@@ -328,3 +328,22 @@ func TestStrictEvidenceErrorUnwraps(t *testing.T) {
 		t.Fatalf("%v does not unwrap to the attestation error", err)
 	}
 }
+
+// A stream that fails to authenticate, or is malformed, stays a forgery
+// when the connection also broke: only a stream that merely ended early
+// is a truncation.
+func TestStreamErrorKeepsForgeries(t *testing.T) {
+	broken := &recordingReader{err: errors.New("connection reset by peer")}
+	for _, err := range []error{seal.ErrAuthentication, seal.ErrNotCandidate, seal.ErrTrailingData, fmt.Errorf("%w: chunk flag", proto.ErrMalformed)} {
+		got := streamError(t.Context(), err, broken, "w1", 10)
+		if !errors.Is(got, err) || errors.Is(got, ErrTruncated) {
+			t.Fatalf("%v after a broken connection: got %v, want it kept, not a truncation", err, got)
+		}
+	}
+	for _, err := range []error{seal.ErrTruncated, broken.err} {
+		var te *TruncatedError
+		if got := streamError(t.Context(), err, broken, "w1", 10); !errors.As(got, &te) || te.WorkerID != "w1" || te.Received != 10 {
+			t.Fatalf("%v: got %v, want a *TruncatedError", err, got)
+		}
+	}
+}
