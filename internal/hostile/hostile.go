@@ -65,6 +65,7 @@ type Gateway struct {
 	calls     map[string]int
 	requests  []*Request  // as the client sent them
 	responses []*Response // as the real gateway answered (200 only)
+	broken    int         // 200 answers that were not a whole sealed response
 	seen      bytes.Buffer
 }
 
@@ -113,6 +114,15 @@ func (g *Gateway) Responses() []*Response {
 		out[i] = r.Clone()
 	}
 	return out
+}
+
+// Broken returns how many of the real gateway's 200 answers to sealed
+// requests were not a whole sealed response (the gateway or a worker cut
+// them); those are relayed unchanged, without calling Config.Response.
+func (g *Gateway) Broken() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.broken
 }
 
 // Seen returns every byte the gateway read or wrote on either side:
@@ -284,6 +294,9 @@ func (g *Gateway) sealed(rw http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	got, err := ParseResponse(out)
 	if err != nil { // a stream the worker or gateway cut: relay it as it is
+		g.mu.Lock()
+		g.broken++
+		g.mu.Unlock()
 		g.answer(rw, resp, out)
 		return
 	}
@@ -296,6 +309,10 @@ func (g *Gateway) sealed(rw http.ResponseWriter, r *http.Request, body []byte) {
 		g.record(out)
 	}
 	g.answer(rw, resp, out)
+	if got.Abort {
+		http.NewResponseController(rw).Flush()
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // Request is a sealed request (proto.MagicRequest) taken apart. Its fields
@@ -361,6 +378,9 @@ type Response struct {
 	// Cut, when positive, cuts the encoding to its first Cut bytes, as a
 	// connection closed mid-stream would.
 	Cut int
+	// Abort breaks the connection after the encoding is sent, instead of
+	// ending the HTTP response cleanly.
+	Abort bool
 }
 
 // ParseResponse takes a whole sealed response apart.
@@ -400,7 +420,7 @@ func (r *Response) Marshal() []byte {
 
 // Clone returns a deep copy of r.
 func (r *Response) Clone() *Response {
-	return &Response{Header: bytes.Clone(r.Header), Chunks: cloneChunks(r.Chunks), Trailer: bytes.Clone(r.Trailer), Cut: r.Cut}
+	return &Response{Header: bytes.Clone(r.Header), Chunks: cloneChunks(r.Chunks), Trailer: bytes.Clone(r.Trailer), Cut: r.Cut, Abort: r.Abort}
 }
 
 func cloneChunks(cs []proto.Chunk) []proto.Chunk {
