@@ -112,7 +112,7 @@ func GatewayArgs(dir, listen string, env []string) []string {
 // admits simulated-TEE workers, with its files in dir, and waits until it
 // is ready. extra are more flags. On error the process, if it started, is
 // killed.
-func StartGateway(ctx context.Context, b Bins, name, dir, listen string, env []string, tee *os.File, extra ...string) (*Gateway, error) {
+func StartGateway(ctx context.Context, b Bins, name, dir, listen string, env []string, tee io.Writer, extra ...string) (*Gateway, error) {
 	p, err := Start(name, env, tee, b.Sealgate, append(GatewayArgs(dir, listen, env), extra...)...)
 	if err != nil {
 		return nil, err
@@ -165,7 +165,7 @@ func (g *Gateway) ready(ctx context.Context) error {
 // Restart starts the same gateway again, on the same address, with the
 // same files and flags, and waits until it is ready. The old process must
 // have exited. The new process's log starts empty.
-func (g *Gateway) Restart(ctx context.Context, tee *os.File) error {
+func (g *Gateway) Restart(ctx context.Context, tee io.Writer) error {
 	if !g.Exited() {
 		return fmt.Errorf("restarting %s while it runs (pid %d)", g.Name, g.Pid())
 	}
@@ -349,6 +349,6 @@ func WorkerArgs(g *Gateway, p Provider, id string, extra ...string) []string {
 // StartWorker starts a sealgate-worker on the simulated TEE for provider
 // p, enrolling with g. It does not wait for the enrollment
 // (Gateway.WaitActive does).
-func StartWorker(g *Gateway, p Provider, id string, tee *os.File, extra ...string) (*Proc, error) {
+func StartWorker(g *Gateway, p Provider, id string, tee io.Writer, extra ...string) (*Proc, error) {
 	return Start(id, nil, tee, g.Bins.Worker, WorkerArgs(g, p, id, extra...)...)
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -50,7 +51,7 @@ func (l *LogBuffer) String() string {
 }
 
 // Proc is a running sealgate or sealgate-worker process, its output (both
-// streams) collected in Out and, when the Tee of Start is set, copied
+// streams) collected in Out and, when Start's tee is not nil, copied
 // there too.
 type Proc struct {
 	Name string
@@ -87,8 +88,9 @@ func HasEnv(env []string, name string) bool {
 }
 
 // Start starts bin with args, with ChildEnv(env...) as its environment.
-// Its output goes to the Proc's Out and, when tee is not nil, to tee.
-func Start(name string, env []string, tee *os.File, bin string, args ...string) (*Proc, error) {
+// Its output goes to the Proc's Out and, when tee is not nil, to tee
+// (whose errors are ignored).
+func Start(name string, env []string, tee io.Writer, bin string, args ...string) (*Proc, error) {
 	p := &Proc{Name: name, Bin: bin, Args: args, Env: env, Out: &LogBuffer{}}
 	if err := p.start(tee); err != nil {
 		return nil, err
@@ -96,12 +98,11 @@ func Start(name string, env []string, tee *os.File, bin string, args ...string) 
 	return p, nil
 }
 
-func (p *Proc) start(tee *os.File) error {
+func (p *Proc) start(tee io.Writer) error {
 	p.Cmd = exec.Command(p.Bin, p.Args...)
 	p.Cmd.Env = ChildEnv(p.Env...)
 	if tee != nil {
-		w := &prefixWriter{prefix: p.Name + ": ", w: tee}
-		p.Cmd.Stdout = multiWriter{p.Out, w}
+		p.Cmd.Stdout = multiWriter{p.Out, tee}
 	} else {
 		p.Cmd.Stdout = p.Out
 	}
@@ -173,7 +174,7 @@ func (p *Proc) Wait(ctx context.Context) (exit error, err error) {
 
 // Restart starts a process that has exited again, with the same command
 // line, environment and output.
-func (p *Proc) Restart(tee *os.File) error {
+func (p *Proc) Restart(tee io.Writer) error {
 	if !p.Exited() {
 		return fmt.Errorf("restarting %s while it runs (pid %d)", p.Name, p.Pid())
 	}
@@ -239,37 +240,13 @@ func Poll(ctx context.Context, what string, f func() error) error {
 }
 
 // multiWriter writes to each of its writers in turn, ignoring the
-// second's errors: a closed terminal must not stop the process's log.
-type multiWriter [2]interface{ Write([]byte) (int, error) }
+// second's errors: a closed log file must not stop the process.
+type multiWriter [2]io.Writer
 
 func (m multiWriter) Write(p []byte) (int, error) {
 	n, err := m[0].Write(p)
 	m[1].Write(p)
 	return n, err
-}
-
-// prefixWriter writes complete lines to w, each behind prefix.
-type prefixWriter struct {
-	mu     sync.Mutex // guards buf
-	prefix string
-	w      *os.File
-	buf    []byte
-}
-
-func (pw *prefixWriter) Write(p []byte) (int, error) {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	pw.buf = append(pw.buf, p...)
-	for {
-		i := bytes.IndexByte(pw.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := append([]byte(pw.prefix), pw.buf[:i+1]...)
-		pw.w.Write(line)
-		pw.buf = pw.buf[i+1:]
-	}
-	return len(p), nil
 }
 
 var errNoGoMod = errors.New("no go.mod above the working directory")
