@@ -106,6 +106,7 @@ import (
 	"github.com/sealgate/sealgate/gateway/ratelimit"
 	"github.com/sealgate/sealgate/gateway/store"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // Defaults for the zero values of Config.
@@ -125,6 +126,7 @@ const (
 	DefaultEvictAfter           = 10 * time.Minute
 	DefaultSyncInterval         = 2 * time.Second
 	DefaultCredentialCacheTTL   = 5 * time.Second
+	DefaultLogOrigin            = "sealgate-log"
 	maxTasks                    = 8
 )
 
@@ -166,6 +168,12 @@ type Config struct {
 	// generated at start, which clients cannot pin across restarts (New
 	// logs a warning).
 	AnchorKey ed25519.PrivateKey
+	// LogKey signs the transparency log's checkpoints; its origin names
+	// the log, and clients and auditors pin its verifier key. Replicas
+	// must share it. Nil means a key generated at start with origin
+	// DefaultLogOrigin, which clients cannot pin across restarts (New
+	// logs a warning).
+	LogKey *translog.Signer
 	// AdminCredentialHash is the SHA-256 of the operator's credential
 	// (HashCredential). The zero value means no admin credential: every
 	// admin call is refused.
@@ -281,6 +289,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admission_policy", policyName),
 		slog.Bool("allow_simulated", c.AdmissionPolicy != nil && c.AdmissionPolicy.AllowSimulated),
 		slog.Bool("tls", c.TLSCertificate != nil),
+		slog.Any("log", c.LogKey),
 		slog.Bool("insecure_plain_workers", c.InsecurePlainWorkers),
 		slog.Duration("challenge_ttl", c.ChallengeTTL),
 		slog.Duration("reattest_interval", c.ReattestInterval),
@@ -394,6 +403,7 @@ type Gateway struct {
 	base    *http.Transport // cloned per worker
 
 	reg        *registry
+	tlog       *tlog // the transparency log
 	challenges challenges
 	creds      credentialCache
 	limits     *ratelimit.Limiter
@@ -464,7 +474,18 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.log.WarnContext(ctx, "no anchor key configured: using one generated at start; clients must pin its public key again after every restart",
 			slog.String("anchor_key_id", fmt.Sprintf("%x", proto.AnchorKeyID(g.AnchorPublicKey()))))
 	}
-	g.log.InfoContext(ctx, "gateway starting", slog.Any("config", cfg))
+	if g.cfg.LogKey == nil {
+		skey, _, err := translog.GenerateKey(DefaultLogOrigin)
+		if err == nil {
+			g.cfg.LogKey, err = translog.NewSigner(skey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gateway: generating a log key: %w", err)
+		}
+		g.log.WarnContext(ctx, "no transparency log key configured: using one generated at start; clients and auditors must pin its public key again after every restart",
+			slog.String("log_public_key", g.cfg.LogKey.VerifierKey()))
+	}
+	g.log.InfoContext(ctx, "gateway starting", slog.Any("config", g.cfg))
 	if cfg.AdmissionPolicy.AllowSimulated {
 		g.log.WarnContext(ctx, "INSECURE: this gateway admits simulated TEE workers; simulated evidence proves nothing about where a worker runs, never use this policy in production",
 			slog.String("policy", cfg.AdmissionPolicy.Name))
@@ -483,6 +504,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.store = db
+	if err := g.openLog(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("gateway: transparency log: %w", err)
+	}
 	if err := g.load(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("gateway: loading registry: %w", err)
@@ -491,6 +516,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Service:         g,
 		Logger:          g.log,
 		Metrics:         g.metrics.Handler(),
+		Log:             g,
 		MaxRequestBody:  cfg.MaxRequestBody,
 		BodyReadTimeout: cfg.BodyReadTimeout,
 	})

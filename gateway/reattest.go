@@ -14,9 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealgate/sealgate/attestation"
+	"github.com/sealgate/sealgate/gateway/api"
 	"github.com/sealgate/sealgate/gateway/breaker"
 	"github.com/sealgate/sealgate/gateway/store"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // reattestParallel bounds concurrent re-attestation calls.
@@ -132,6 +135,7 @@ func (g *Gateway) reattest(ctx context.Context, w *worker, at workerAt) {
 	if at.state == stateDraining {
 		return
 	}
+	g.logStateChange(ctx, translog.KindDrain, id, "re-attestation failed: "+drainReason(err))
 	now := g.cfg.Now()
 	if err := g.store.SetWorkerState(ctx, id, stateDraining, now); err != nil && !errors.Is(err, store.ErrNotFound) {
 		log.ErrorContext(ctx, "recording drain", slog.Any("err", err))
@@ -179,7 +183,7 @@ func (g *Gateway) challengeWorker(ctx context.Context, id string, at workerAt) e
 	}
 	next := at
 	next.verified, next.attestedAt = nil, time.Time{}
-	_, err = g.admit(ctx, id, next, att.Bundle, att.Endorsement, g.cfg.Now())
+	_, err = g.admit(ctx, translog.KindReattestation, id, next, att.Bundle, att.Endorsement, g.cfg.Now())
 	return err
 }
 
@@ -236,6 +240,7 @@ func (e *workerBusy) Error() string {
 
 // evict deletes a worker drained for Config.EvictAfter.
 func (g *Gateway) evict(ctx context.Context, id string, at workerAt) {
+	g.logStateChange(ctx, translog.KindEviction, id, fmt.Sprintf("drained since %s, longer than %v", at.drainedAt.UTC().Format(time.RFC3339), g.cfg.EvictAfter))
 	if _, err := g.store.DeleteWorker(ctx, id, g.cfg.Now()); err != nil {
 		g.log.ErrorContext(ctx, "evicting worker", slog.String("worker", id), slog.Any("err", err))
 		return
@@ -320,4 +325,17 @@ func (g *Gateway) Sync(ctx context.Context) error {
 	}
 	g.syncedAt = now
 	return nil
+}
+
+// drainReason is the public part of a failed re-attestation, for the
+// transparency log: the attestation failure class or the API code, never
+// free text a worker wrote.
+func drainReason(err error) string {
+	if c := attestation.CodeOf(err); c != "" {
+		return string(c)
+	}
+	if c := api.CodeOf(err); c != api.Internal {
+		return string(c)
+	}
+	return "no valid answer"
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sealgate/sealgate/attestation"
 	"github.com/sealgate/sealgate/gateway/api"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // retryChallenge is the Retry-After of an overloaded challenge issuer.
@@ -98,7 +99,7 @@ func (g *Gateway) Register(ctx context.Context, cred string, reg proto.Registrat
 		pin, _ := tlspin.ParsePin(reg.TLSPin) // validated above
 		at.tlsPin = pin[:]
 	}
-	v, err := g.admit(ctx, reg.WorkerID, at, reg.Bundle, reg.Endorsement, now)
+	v, err := g.admit(ctx, translog.KindAdmission, reg.WorkerID, at, reg.Bundle, reg.Endorsement, now)
 	if err != nil {
 		return proto.Admission{}, err
 	}
@@ -108,9 +109,12 @@ func (g *Gateway) Register(ctx context.Context, cred string, reg proto.Registrat
 }
 
 // admit verifies a worker's bundle and endorsement and, if both pass,
-// stores and routes it as active. at carries everything but the evidence;
-// its provider must have a registered endorsement key.
-func (g *Gateway) admit(ctx context.Context, id string, at workerAt, bundle, endorsement []byte, now time.Time) (*attestation.Verified, error) {
+// logs the evidence in the transparency log as kind (an admission or a
+// re-attestation), then stores and routes the worker as active. at
+// carries everything but the evidence; its provider must have a
+// registered endorsement key. A worker whose entry does not reach the
+// log is refused.
+func (g *Gateway) admit(ctx context.Context, kind translog.Kind, id string, at workerAt, bundle, endorsement []byte, now time.Time) (*attestation.Verified, error) {
 	log := g.log.With(slog.String("worker", id), slog.String("provider", at.providerID))
 	v, err := attestation.Verify(bundle, g.cfg.AdmissionPolicy, g.verifyOptions(now))
 	if err != nil {
@@ -146,6 +150,9 @@ func (g *Gateway) admit(ctx context.Context, id string, at workerAt, bundle, end
 		g.metrics.Refused("key_conflict")
 		return nil, api.Wrap(api.KeyConflict, "a key in the bundle is registered to another worker",
 			fmt.Errorf("key routes to worker %q", other))
+	}
+	if err := g.logEvidence(ctx, kind, id, at, bundle, now); err != nil {
+		return nil, err
 	}
 	w, keys := record(id, at, now)
 	if err := g.store.PutWorker(ctx, w, keys); err != nil {
@@ -345,5 +352,8 @@ func (g *Gateway) Candidates(ctx context.Context, cred, task string, max int) (p
 	if max < 1 || max > proto.MaxListed {
 		return proto.CandidateList{}, api.New(api.BadRequest, fmt.Sprintf("max: want 1 to %d", proto.MaxListed))
 	}
-	return proto.CandidateList{Candidates: g.reg.listing(task, p.ID, max, g.cfg.Now())}, nil
+	now := g.cfg.Now()
+	list := proto.CandidateList{Candidates: g.reg.listing(task, p.ID, max, now)}
+	g.decorateListing(ctx, &list, now)
+	return list, nil
 }

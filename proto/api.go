@@ -225,6 +225,10 @@ type Admission struct {
 // CandidateList answers PathCandidates.
 type CandidateList struct {
 	Candidates []CandidateInfo `json:"candidates"`
+	// LogCheckpoint is the gateway's latest signed transparency-log
+	// checkpoint (a C2SP signed note) that the candidates' Log proofs
+	// are against. Gateways before the log leave it out.
+	LogCheckpoint []byte `json:"log_checkpoint,omitempty"`
 }
 
 // CandidateInfo is one listed worker. Nothing in it is trusted by the
@@ -245,6 +249,10 @@ type CandidateInfo struct {
 	// Pool is the id of the caller's reserved pool this worker belongs
 	// to, if any.
 	Pool string `json:"pool,omitempty"`
+	// Log places this candidate's evidence in the transparency log;
+	// nil when the gateway could not prove it (a client that checks the
+	// log refuses such a candidate) or has no log.
+	Log *LogInclusion `json:"log,omitempty"`
 }
 
 // ErrorResponse is the body of every JSON error from the gateway or a

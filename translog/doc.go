@@ -41,7 +41,7 @@
 //
 // # Entries
 //
-// An Entry has a versioned canonical binary encoding (proto/SPEC.md §11):
+// An Entry has a versioned canonical binary encoding (proto/SPEC.md §15):
 // parse then marshal gives back the same bytes, and ParseEntry rejects
 // anything else. The leaf hash covers exactly those bytes. Evidence
 // entries carry the bundle without its collateral (TCB info, QE

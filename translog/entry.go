@@ -49,7 +49,7 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Encoding constants and limits of an entry (proto/SPEC.md §11).
+// Encoding constants and limits of an entry (proto/SPEC.md §15).
 const (
 	MagicEntry     = "SGLE"
 	EntryVersion   = 1

@@ -39,6 +39,9 @@ type Reader interface {
 	// LogCollateral returns collateral by its SHA-256, or an error
 	// wrapping ErrNotFound.
 	LogCollateral(ctx context.Context, hash [32]byte) ([]byte, error)
+	// LogBundleIndex returns the index of the first evidence entry of the
+	// bundle with this SHA-256, or an error wrapping ErrNotFound.
+	LogBundleIndex(ctx context.Context, bundleHash [32]byte) (uint64, error)
 }
 
 // Tx is one append's view of the storage, inside a transaction that
@@ -55,6 +58,9 @@ type Tx interface {
 	// PutLogEntries stores entries at indexes first, first+1, ….
 	PutLogEntries(ctx context.Context, first uint64, entries [][]byte) error
 	PutLogNodes(ctx context.Context, ids []compact.NodeID, hashes [][]byte) error
+	// PutLogBundleIndex records index as the entry of a bundle, unless
+	// the bundle has one.
+	PutLogBundleIndex(ctx context.Context, bundleHash [32]byte, index uint64) error
 	// PutLogCollateral stores data under hash unless it is there.
 	PutLogCollateral(ctx context.Context, hash [32]byte, data []byte) error
 	// PutLogCheckpoint records the signed checkpoint of size entries.
@@ -209,6 +215,9 @@ func (l *Log) append(ctx context.Context, key, value string, entries []Pending) 
 				if err := tx.PutLogCollateral(ctx, p.Entry.CollateralHash, p.Collateral); err != nil {
 					return err
 				}
+				if err := tx.PutLogBundleIndex(ctx, p.Entry.BundleHash, size+uint64(i)); err != nil {
+					return err
+				}
 			}
 		}
 		root, err := rng.GetRootHash(nil)
@@ -270,6 +279,24 @@ func (l *Log) Entries(ctx context.Context, from, to, size uint64) ([][]byte, err
 		return nil, err
 	}
 	return l.st.LogEntries(ctx, from, to)
+}
+
+// BundleEntry returns the index and the entry that first logged the
+// bundle with this SHA-256, or an error wrapping ErrNotFound.
+func (l *Log) BundleEntry(ctx context.Context, bundleHash [32]byte) (uint64, *Entry, error) {
+	i, err := l.st.LogBundleIndex(ctx, bundleHash)
+	if err != nil {
+		return 0, nil, err
+	}
+	raw, err := l.st.LogEntries(ctx, i, i+1)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, err := ParseEntry(raw[0])
+	if err != nil {
+		return 0, nil, fmt.Errorf("translog: stored entry %d: %w", i, err)
+	}
+	return i, e, nil
 }
 
 // Collateral returns stored collateral by its SHA-256.

@@ -233,6 +233,16 @@ func TestCollateralStoredOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each bundle's entry is found by the bundle's hash.
+	for want, p := range []translog.Pending{a, b} {
+		i, e, err := l.BundleEntry(ctx, p.Entry.BundleHash)
+		if err != nil || i != uint64(want) || e.WorkerID != p.Entry.WorkerID {
+			t.Fatalf("BundleEntry: %d, %v, want %d", i, err, want)
+		}
+	}
+	if _, _, err := l.BundleEntry(ctx, [32]byte{9}); !errors.Is(err, translog.ErrNotFound) {
+		t.Fatalf("BundleEntry of an unlogged bundle: %v, want ErrNotFound", err)
+	}
 	// An entry whose collateral does not match its hash is refused.
 	c := evidence(t, translog.KindAdmission, "w3", shared)
 	c.Collateral = []byte("other")

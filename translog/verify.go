@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/sealgate/sealgate/proto"
 )
 
 // MaxProofHashes bounds an inclusion or consistency proof: a tree of up
@@ -105,4 +108,43 @@ func (w *Witness) Observe(c Checkpoint, p [][]byte) error {
 		w.largest = c
 	}
 	return nil
+}
+
+// ErrNoProof reports a listed candidate that carries no log inclusion.
+var ErrNoProof = errors.New("candidate carries no transparency-log inclusion proof")
+
+// VerifyCandidate checks that a listed candidate's evidence is in the
+// tree of checkpoint c: it rebuilds the evidence entry from the
+// candidate's worker id, provider, endorsement and bundle and the
+// entry's kind, time and policy hash in c.Log, and verifies c.Log.Proof
+// for it. A candidate without c.Log is ErrNoProof; one whose entry is
+// not in the tree wraps ErrInclusion.
+func VerifyCandidate(cp Checkpoint, c *proto.CandidateInfo) error {
+	if c.Log == nil {
+		return ErrNoProof
+	}
+	var kind Kind
+	switch c.Log.Kind {
+	case KindAdmission.String():
+		kind = KindAdmission
+	case KindReattestation.String():
+		kind = KindReattestation
+	default:
+		return fmt.Errorf("%w: entry kind %q, want admission or reattestation", ErrInclusion, clip(c.Log.Kind))
+	}
+	if len(c.Log.PolicyHash) != 32 {
+		return fmt.Errorf("%w: policy hash of %d bytes, want 32", ErrInclusion, len(c.Log.PolicyHash))
+	}
+	if c.Log.TimeMillis <= 0 {
+		return fmt.Errorf("%w: entry time %d, want Unix milliseconds", ErrInclusion, c.Log.TimeMillis)
+	}
+	e, _, err := NewEvidence(kind, time.UnixMilli(c.Log.TimeMillis), c.WorkerID, c.ProviderID, c.ProviderKey, c.Endorsement, [32]byte(c.Log.PolicyHash), c.Bundle)
+	if err != nil {
+		return fmt.Errorf("%w: rebuilding the entry: %v", ErrInclusion, err)
+	}
+	raw, err := e.Marshal()
+	if err != nil {
+		return fmt.Errorf("%w: rebuilding the entry: %v", ErrInclusion, err)
+	}
+	return VerifyInclusion(cp, c.Log.Index, raw, c.Log.Proof)
 }

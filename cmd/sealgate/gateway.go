@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/sealgate/sealgate/gateway"
 	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/translog"
 )
 
 func runGateway(ctx context.Context, args []string, getenv func(string) string) error {
@@ -30,6 +32,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 	policyFile := fs.String("policy", "", "admission policy file (default: the built-in hardware-only policy)")
 	insecureSim := fs.Bool("insecure-allow-simulated", false, "INSECURE: admit workers on the simulated TEE (development only)")
 	anchorFile := fs.String("anchor-key-file", "sealgate-anchor.key", "file holding the time-anchor signing key (created, mode 0600, if missing); replicas share it")
+	logKeyFile := fs.String("log-key-file", "", "file holding the transparency log's signing key (created, mode 0600, if missing, for -log-origin); replicas share it (default: sealgate-log.key in -anchor-key-file's directory)")
+	logOrigin := fs.String("log-origin", gateway.DefaultLogOrigin, "the transparency log's name, used only when -log-key-file is created (for example gateway.example.com/log)")
 	adminFile := fs.String("admin-credential-file", "sealgate-admin.cred", "file holding the admin credential (created, mode 0600, if missing)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate chain to serve (with -tls-key); replicas share it, and workers pin it")
 	tlsKey := fs.String("tls-key", "", "PEM private key of -tls-cert")
@@ -58,6 +62,13 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 	if err != nil {
 		return err
 	}
+	if *logKeyFile == "" {
+		*logKeyFile = filepath.Join(filepath.Dir(*anchorFile), "sealgate-log.key")
+	}
+	logKey, err := loadLogKey(*logKeyFile, *logOrigin)
+	if err != nil {
+		return err
+	}
 	adminHash, created, err := loadAdminCredential(*adminFile)
 	if err != nil {
 		return err
@@ -66,7 +77,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 		log.Info("admin credential created; it is shown nowhere else", slog.String("file", *adminFile))
 	}
 	gw, err := gateway.New(ctx, gateway.Config{
-		Database: *db, AdmissionPolicy: pol, Logger: log, AnchorKey: anchorKey, AdminCredentialHash: adminHash,
+		Database: *db, AdmissionPolicy: pol, Logger: log, AnchorKey: anchorKey, LogKey: logKey, AdminCredentialHash: adminHash,
 		TLSCertificate: cert, InsecurePlainHTTP: *plainHTTP, InsecurePlainWorkers: *plainWorkers,
 		ReattestInterval: *reattest, EvictAfter: *evictAfter, MaxInFlight: *maxInFlight,
 	})
@@ -79,7 +90,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string) 
 		return err
 	}
 	attrs := []any{slog.String("addr", ln.Addr().String()), slog.String("policy", pol.Name),
-		slog.String("anchor_public_key", base64.StdEncoding.EncodeToString(gw.AnchorPublicKey()))}
+		slog.String("anchor_public_key", base64.StdEncoding.EncodeToString(gw.AnchorPublicKey())),
+		slog.String("log_public_key", gw.LogPublicKey())}
 	if certPath != "" {
 		attrs = append(attrs, slog.String("dev_tls_cert", certPath))
 	}
@@ -194,4 +206,36 @@ func loadAnchorKey(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("anchor key %s: want a base64 Ed25519 seed of %d bytes", path, ed25519.SeedSize)
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// loadLogKey reads the transparency log's private key (note's text form)
+// from path, creating it for origin with mode 0600 if it is missing.
+func loadLogKey(path, origin string) (*translog.Signer, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		skey, _, err := translog.GenerateKey(origin)
+		if err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("creating log key: %w", err)
+		}
+		_, werr := f.WriteString(skey + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("creating log key: %w", werr)
+		}
+		return translog.NewSigner(skey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading log key: %w", err)
+	}
+	s, err := translog.NewSigner(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("log key %s: %w", path, err)
+	}
+	return s, nil
 }

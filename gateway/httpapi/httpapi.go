@@ -21,6 +21,7 @@
 //	GET    /healthz                     none     -> {"status":"ok"} while the process serves
 //	GET    /readyz                      none     -> {"status":"ready"}, or 503 when the store is unreachable
 //	GET    /metrics                     none     Prometheus exposition
+//	GET    /v1/log/...                  none     the transparency log (LogService)
 //
 // Credentials travel as "Authorization: Bearer <credential>"; the header
 // is read here and handed to the service, which decides (401 for none or
@@ -102,6 +103,9 @@ type Config struct {
 	// BodyReadTimeout bounds reading a request body, from the start of the
 	// handler to the end of the body. Zero means no bound.
 	BodyReadTimeout time.Duration
+	// Log serves the transparency log's routes. Nil means they answer
+	// 404.
+	Log LogService
 }
 
 // handler holds the resolved Config.
@@ -150,6 +154,9 @@ func New(cfg Config) (http.Handler, error) {
 	e.GET(proto.PathReady, h.ready)
 	if cfg.Metrics != nil {
 		e.GET(proto.PathMetrics, echo.WrapHandler(cfg.Metrics))
+	}
+	if cfg.Log != nil {
+		h.logRoutes(e, cfg.Log)
 	}
 	return e, nil
 }

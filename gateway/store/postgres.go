@@ -105,6 +105,10 @@ var postgresMigrations = []migration{
 		size       BIGINT NOT NULL,
 		checkpoint BYTEA NOT NULL
 	);
+	CREATE TABLE log_bundles (
+		bundle_hash BYTEA PRIMARY KEY,
+		idx         BIGINT NOT NULL
+	);
 	CREATE TABLE log_meta (
 		key   TEXT COLLATE "C" PRIMARY KEY,
 		value TEXT NOT NULL

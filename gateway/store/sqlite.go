@@ -111,6 +111,10 @@ var sqliteMigrations = []migration{
 		size       INTEGER NOT NULL,
 		checkpoint BLOB NOT NULL
 	) STRICT;
+	CREATE TABLE log_bundles (
+		bundle_hash BLOB PRIMARY KEY,
+		idx         INTEGER NOT NULL
+	) STRICT;
 	CREATE TABLE log_meta (
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL

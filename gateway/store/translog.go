@@ -91,6 +91,19 @@ func (c *core) LogCollateral(ctx context.Context, hash [32]byte) ([]byte, error)
 	return orEmpty(data), nil
 }
 
+// LogBundleIndex implements [translog.Reader].
+func (c *core) LogBundleIndex(ctx context.Context, bundleHash [32]byte) (uint64, error) {
+	var idx int64
+	err := c.e.queryRow(ctx, `SELECT idx FROM log_bundles WHERE bundle_hash = ?`, bundleHash[:]).Scan(&idx)
+	if errors.Is(err, errNoRows) {
+		return 0, fmt.Errorf("store: log bundle %x: %w", bundleHash[:8], translog.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: log bundle: %w", err)
+	}
+	return uint64(idx), nil
+}
+
 // logTx implements translog.Tx on a transaction (or, for reads, on the
 // database).
 type logTx struct{ c conn }
@@ -183,6 +196,14 @@ func (t logTx) PutLogCollateral(ctx context.Context, hash [32]byte, data []byte)
 	_, err := t.c.exec(ctx, `INSERT INTO log_collateral (hash, data) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING`, hash[:], orEmpty(data))
 	if err != nil {
 		return fmt.Errorf("log collateral: %w", err)
+	}
+	return nil
+}
+
+func (t logTx) PutLogBundleIndex(ctx context.Context, bundleHash [32]byte, index uint64) error {
+	_, err := t.c.exec(ctx, `INSERT INTO log_bundles (bundle_hash, idx) VALUES (?, ?) ON CONFLICT (bundle_hash) DO NOTHING`, bundleHash[:], int64(index))
+	if err != nil {
+		return fmt.Errorf("log bundle index: %w", err)
 	}
 	return nil
 }
