@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -72,7 +73,11 @@ func TestChatStreamAttacks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var g *hostile.Gateway
 			var armed atomic.Bool
-			g = hostile.Start(hostile.Config{Upstream: network.GatewayURL, Response: func(_ *hostile.Request, r *hostile.Response) *hostile.Response {
+			g = hostile.Start(hostile.Config{Upstream: network.GatewayURL, Listing: func(list *proto.CandidateList) {
+				// In a fixed order, so that a replayed reply names a
+				// candidate of the new request at its position.
+				slices.SortFunc(list.Candidates, func(a, b proto.CandidateInfo) int { return strings.Compare(a.WorkerID, b.WorkerID) })
+			}, Response: func(_ *hostile.Request, r *hostile.Response) *hostile.Response {
 				if !armed.Load() {
 					return r
 				}
