@@ -22,6 +22,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // Config configures a Client. Only GatewayURL is required; a gateway that
@@ -103,6 +104,23 @@ type Config struct {
 	// KeyLog, when non-nil, receives every request's secrets. INSECURE:
 	// for tests only.
 	KeyLog io.Writer
+	// LogKey is the public key of the gateway's transparency log, in
+	// note's text form ("origin+hash+base64", as `sealgate gateway` logs
+	// it at start). When set, every listed candidate must carry an
+	// inclusion proof of its evidence in a checkpoint signed by this key,
+	// and every checkpoint must be consistent with the largest one this
+	// client has verified; a candidate that fails is refused with a
+	// *LogError (a forked log: *translog.ForkError inside). Empty means:
+	// with a policy that admits only hardware TEEs, every candidate is
+	// refused with ErrNoLogKey unless InsecureSkipLog is set; with a
+	// policy that allows the simulated TEE (already INSECURE), the log is
+	// not checked.
+	LogKey string
+	// InsecureSkipLog accepts candidates without checking the
+	// transparency log when LogKey is empty. INSECURE: the gateway could
+	// then serve evidence it never logged, so no auditor would see what
+	// it admitted. False means LogKey decides, as above.
+	InsecureSkipLog bool
 }
 
 // LogValue describes the configuration without the credential: only
@@ -125,6 +143,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("trusted_providers", len(c.TrustedProviders)),
 		slog.Int("min_providers", c.MinProviders),
 		slog.Bool("strict", c.Strict),
+		slog.String("log_key", c.LogKey),
+	}
+	if c.InsecureSkipLog {
+		attrs = append(attrs, slog.Bool("INSECURE_skip_log", true))
 	}
 	if c.InsecurePlainHTTP {
 		attrs = append(attrs, slog.Bool("INSECURE_plain_http", true))
@@ -171,6 +193,9 @@ type Client struct {
 	// keys holds the parsed HPKE keys of cached verdicts, so sealing does
 	// not parse a worker's key again for every request.
 	keys map[proto.KeyID]*seal.PublicKey
+
+	logVerifier *translog.Verifier // nil when Config.LogKey is empty
+	logWitness  translog.Witness   // the largest checkpoint verified
 }
 
 type cacheKey struct {
@@ -232,7 +257,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Client{cfg: cfg, base: u, http: hc, minSuite: min, policyHash: cfg.Policy.Hash(), cache: make(map[cacheKey]verdict), keys: make(map[proto.KeyID]*seal.PublicKey)}, nil
+	var lv *translog.Verifier
+	if cfg.LogKey != "" {
+		if lv, err = translog.NewVerifier(cfg.LogKey); err != nil {
+			return nil, fmt.Errorf("client: log key: %w", err)
+		}
+	}
+	return &Client{cfg: cfg, base: u, http: hc, minSuite: min, policyHash: cfg.Policy.Hash(), cache: make(map[cacheKey]verdict), keys: make(map[proto.KeyID]*seal.PublicKey), logVerifier: lv}, nil
 }
 
 // checkCredential refuses a credential that cannot be a tenant's bearer
@@ -310,7 +341,8 @@ type Worker struct {
 }
 
 // Refusal is a listed candidate the client refused, with the reason: an
-// *attestation.Error, an *EndorsementError or a *StrictEvidenceError.
+// *attestation.Error, an *EndorsementError, a *LogError or a
+// *StrictEvidenceError.
 // WorkerID and ProviderID are the gateway's names, quoted (Go syntax,
 // ASCII) when they are not names it could have admitted.
 type Refusal struct {
@@ -346,6 +378,11 @@ func (c *Client) Workers(ctx context.Context, task string) ([]Worker, []Refusal,
 	}
 	var ok []Worker
 	var refused []Refusal
+	checkLog, logErr := c.logChecks()
+	var cp translog.Checkpoint
+	if checkLog && logErr == nil && len(list.Candidates) > 0 {
+		cp, logErr = c.checkListingLog(ctx, &list)
+	}
 	for i, ci := range list.Candidates {
 		err := checkIDs(ci)
 		var vd verdict
@@ -354,6 +391,14 @@ func (c *Client) Workers(ctx context.Context, task string) ([]Worker, []Refusal,
 		}
 		if err == nil {
 			err = c.checkEndorsement(ci, vd.keysHash)
+		}
+		if err == nil && checkLog {
+			err = logErr
+			if err == nil {
+				if lerr := translog.VerifyCandidate(cp, &ci); lerr != nil {
+					err = &LogError{Err: lerr}
+				}
+			}
 		}
 		if err != nil {
 			refused = append(refused, Refusal{WorkerID: printableID(ci.WorkerID), ProviderID: printableID(ci.ProviderID), Err: err})

@@ -152,8 +152,8 @@ func serveDemo(ctx context.Context, network *devnet.Network, dir string) error {
 	}
 	ca, cred, admin := filepath.Join(abs, "gateway-ca.pem"), filepath.Join(abs, "tenant.cred"), filepath.Join(abs, "admin.cred")
 	env := fmt.Sprintf("# sealgate demo network (INSECURE simulated TEE); source this file\n"+
-		"export SEALGATE_GATEWAY=%s\nexport SEALGATE_GATEWAY_CA=%s\nexport SEALGATE_CREDENTIAL_FILE=%s\n",
-		network.GatewayURL, ca, cred)
+		"export SEALGATE_GATEWAY=%s\nexport SEALGATE_GATEWAY_CA=%s\nexport SEALGATE_CREDENTIAL_FILE=%s\nexport SEALGATE_LOG_KEY=%s\n",
+		network.GatewayURL, ca, cred, network.LogKey)
 	for _, f := range []struct {
 		path string
 		data []byte

@@ -32,3 +32,14 @@ func TestCLIGatewayKeepsItsLogKey(t *testing.T) {
 		t.Fatalf("corrupt log key file: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestCLILogKeyFlag(t *testing.T) {
+	r := sealgate(t, "x. y.", "summarize", "-insecure-allow-simulated", "-gateway", "http://127.0.0.1:1", "-insecure-plain-http", "-log-key", "not-a-key")
+	if r.code != 1 || !strings.Contains(r.stderr, "log key") {
+		t.Fatalf("malformed -log-key: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = sealgate(t, "x. y.", "summarize", "-insecure-allow-simulated", "-insecure-skip-log", "-gateway", "http://127.0.0.1:1", "-insecure-plain-http")
+	if !strings.Contains(r.stderr, "INSECURE: the transparency log is not checked") {
+		t.Fatalf("-insecure-skip-log: stderr %q, want a warning", r.stderr)
+	}
+}

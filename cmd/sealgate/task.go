@@ -35,6 +35,8 @@ type clientFlags struct {
 	json           bool
 	timeout        time.Duration
 	anchorKeys     anchorKeyList
+	logKey         string
+	insecureNoLog  bool
 	progress       progressFlags
 }
 
@@ -65,6 +67,8 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
 	f.progress.register(fs)
 	fs.Var(&f.anchorKeys, "anchor-key", "pinned time-anchor key of the gateway, base64 Ed25519 (repeatable; env SEALGATE_ANCHOR_KEY); hardware evidence is refused without one")
+	fs.StringVar(&f.logKey, "log-key", os.Getenv("SEALGATE_LOG_KEY"), "pinned transparency-log key of the gateway, origin+hash+base64 as the gateway logs it (env SEALGATE_LOG_KEY); with a hardware policy every worker is refused without one")
+	fs.BoolVar(&f.insecureNoLog, "insecure-skip-log", false, "INSECURE: accept workers without checking the gateway's transparency log, so the gateway could serve evidence no auditor sees")
 	if v := os.Getenv("SEALGATE_ANCHOR_KEY"); v != "" {
 		if err := f.anchorKeys.Set(v); err != nil {
 			fmt.Fprintln(os.Stderr, "sealgate: SEALGATE_ANCHOR_KEY:", err)
@@ -83,7 +87,11 @@ func (f *clientFlags) client() (*client.Client, error) {
 	if _, err := gatewayURL(f.gateway, f.insecurePlain); err != nil { // the flags' wording; client.New checks again
 		return nil, err
 	}
-	cfg := client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k, Strict: f.strict, InsecurePlainHTTP: f.insecurePlain, AttestationOptions: attestation.Options{AnchorKeys: f.anchorKeys}}
+	cfg := client.Config{GatewayURL: f.gateway, Policy: pol, K: f.k, Strict: f.strict, InsecurePlainHTTP: f.insecurePlain, AttestationOptions: attestation.Options{AnchorKeys: f.anchorKeys},
+		LogKey: f.logKey, InsecureSkipLog: f.insecureNoLog}
+	if f.insecureNoLog {
+		fmt.Fprintln(os.Stderr, "sealgate: WARNING: INSECURE: the transparency log is not checked")
+	}
 	if f.credentialFile != "" {
 		if cfg.Credential, err = readTenantCredential(f.credentialFile); err != nil {
 			return nil, err

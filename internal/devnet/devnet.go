@@ -102,6 +102,9 @@ type Network struct {
 	Gateway *gateway.Gateway
 	// AnchorKey is the gateway's time-anchor key, for clients to pin.
 	AnchorKey ed25519.PublicKey
+	// LogKey is the gateway's transparency-log public key, for clients
+	// to pin.
+	LogKey string
 	// GatewayCA is the PEM of the gateway's self-signed certificate, for
 	// clients to trust; nil with Config.InsecurePlainHTTP.
 	GatewayCA []byte
@@ -188,6 +191,7 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	}
 	n.Gateway = gw
 	n.AnchorKey = gw.AnchorPublicKey()
+	n.LogKey = gw.LogPublicKey()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -309,12 +313,16 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	return n, nil
 }
 
-// ClientConfig returns c with what a client of this network needs: the
+// ClientConfig returns c with what a client of this network needs (the
+// transparency log's key too, unless c pins one or skips the log): the
 // gateway's URL, the tenant's credential, and trust in the gateway's
 // development certificate (or, with Config.InsecurePlainHTTP, plain
 // HTTP).
 func (n *Network) ClientConfig(c client.Config) client.Config {
 	c.GatewayURL, c.Credential = n.GatewayURL, n.TenantCredential
+	if c.LogKey == "" && !c.InsecureSkipLog {
+		c.LogKey = n.LogKey
+	}
 	if n.plain {
 		c.InsecurePlainHTTP = true
 	} else {
