@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/internal/fuzzseed"
+	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -159,4 +161,42 @@ func checkGatewayText(t *testing.T, texts ...string) {
 			t.Fatalf("gateway text %s is not fit to print", strconv.Quote(s))
 		}
 	}
+}
+
+// FuzzGatewayCA feeds Config.GatewayCA (a file the user was given) to
+// certPool: it never panics, refuses any PEM block but a certificate, and
+// accepts only when it found one.
+func FuzzGatewayCA(f *testing.F) {
+	cert, err := tlspin.SelfSigned([]string{"gateway.test"}, t0, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Leaf.Raw})
+	fuzzseed.Add(f, certPEM)
+	fuzzseed.Add(f, append([]byte("subject=CN=gateway.test\n"), append(bytes.Clone(certPEM), certPEM...)...))
+	fuzzseed.Add(f, append(bytes.Clone(certPEM), "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"...))
+	fuzzseed.Add(f, []byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pool, err := certPool(data)
+		if err != nil {
+			if pool != nil {
+				t.Fatal("a pool with an error")
+			}
+			return
+		}
+		blocks, rest := 0, data
+		for {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil {
+				break
+			}
+			if b.Type != "CERTIFICATE" {
+				t.Fatalf("a %q block accepted", b.Type)
+			}
+			blocks++
+		}
+		if pool == nil || blocks == 0 {
+			t.Fatal("accepted without a certificate")
+		}
+	})
 }

@@ -82,3 +82,35 @@ func FuzzOpenResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParsePublicKey feeds ParsePublicKey a worker key as a bundle carries
+// it (a KEM id and bytes): it never panics, refuses every KEM it does not
+// support, and a key it accepts is exactly its canonical encoding.
+func FuzzParsePublicKey(f *testing.F) {
+	for _, kemID := range []uint16{proto.KEMMLKEM768X25519, proto.KEMX25519} {
+		k, err := GenerateKey(kemID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		pub := k.Public()
+		fuzzseed.Add(f, pub.KEM, pub.PublicKey)
+		fuzzseed.Add(f, pub.KEM, pub.PublicKey[1:])
+	}
+	fuzzseed.Add(f, uint16(0x0012), make([]byte, 133))
+	f.Fuzz(func(t *testing.T, kemID uint16, pub []byte) {
+		k := proto.HPKEKey{KEM: kemID, PublicKey: pub}
+		p, err := ParsePublicKey(k)
+		if err != nil {
+			return
+		}
+		if kemID != proto.KEMMLKEM768X25519 && kemID != proto.KEMX25519 {
+			t.Fatalf("kem 0x%04x accepted", kemID)
+		}
+		if !bytes.Equal(p.pk.Bytes(), pub) {
+			t.Fatal("an accepted key is not its own encoding")
+		}
+		if p.id != k.ID() {
+			t.Fatal("the key id is not the key's")
+		}
+	})
+}

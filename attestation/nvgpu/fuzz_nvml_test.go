@@ -4,8 +4,13 @@ package nvgpu_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
 	"testing"
 
 	"github.com/sealgate/sealgate/attestation/nvgpu"
@@ -56,4 +61,37 @@ func pemOf(ders ...[]byte) []byte {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
 	}
 	return out
+}
+
+type rimAnswer []byte
+
+func (a rimAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(a)), Request: r}, nil
+}
+
+// FuzzRIMServiceAnswer makes NVIDIA's RIM service (the network, to the
+// worker) answer arbitrary bytes: HTTPCollateral.RIM never panics, and
+// what it returns is the base64 "rim" member of a JSON answer for the RIM
+// asked for (rim.Verify checks the XML later).
+func FuzzRIMServiceAnswer(f *testing.F) {
+	const id = "NV_GPU_DRIVER_GH100_535.104.05"
+	ok, _ := json.Marshal(map[string]string{"id": id, "rim": base64.StdEncoding.EncodeToString([]byte("<SoftwareIdentity/>"))})
+	fuzzseed.Add(f, ok)
+	fuzzseed.Add(f, []byte(`{"id":"NV_GPU_VBIOS_OTHER","rim":"PHgvPg=="}`))
+	fuzzseed.Add(f, []byte(`{"rim":"not base64"}`))
+	fuzzseed.Add(f, []byte(`{"rim":""}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		h := nvgpu.HTTPCollateral{Client: &http.Client{Transport: rimAnswer(body)}, RIMService: "https://rim.test/"}
+		xml, err := h.RIM(context.Background(), id)
+		if err != nil {
+			return
+		}
+		var doc struct{ ID, RIM string }
+		if json.Unmarshal(body, &doc) != nil || (doc.ID != "" && doc.ID != id) {
+			t.Fatalf("accepted an answer for another rim or not JSON: %q", body)
+		}
+		if want, err := base64.StdEncoding.DecodeString(doc.RIM); err != nil || len(xml) == 0 || !bytes.Equal(xml, want) {
+			t.Fatal("the rim returned is not the answer's rim member")
+		}
+	})
 }
