@@ -11,12 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/internal/leakcheck"
 	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
 )
@@ -309,44 +309,15 @@ func checkClosedRaw(t *testing.T, addr string, garbage bool) {
 	}
 }
 
-// resources are what this process holds: goroutines and open files.
-type resources struct {
-	goroutines, fds int
-}
-
-func countResources(t *testing.T) resources {
+// settled waits until this process's goroutines and file descriptors
+// settle, at most base's when base is not nil, and returns the reading.
+func settled(t *testing.T, base *leakcheck.Resources) leakcheck.Resources {
 	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
+	r, err := leakcheck.Settle(settleBound, base)
 	if err != nil {
-		t.Fatalf("counting file descriptors: %v", err)
+		t.Fatal(err)
 	}
-	return resources{goroutines: runtime.NumGoroutine(), fds: len(fds)}
-}
-
-// settled polls until the process's goroutines and file descriptors are
-// at most base's (when base is not nil) and the same two readings in a
-// row, and returns the last reading.
-func settled(t *testing.T, base *resources) resources {
-	t.Helper()
-	deadline := time.Now().Add(settleBound)
-	prev := countResources(t)
-	for {
-		time.Sleep(20 * time.Millisecond)
-		r := countResources(t)
-		ok := r == prev && (base == nil || (r.goroutines <= base.goroutines && r.fds <= base.fds))
-		if ok {
-			return r
-		}
-		if time.Now().After(deadline) {
-			if base != nil {
-				buf := make([]byte, 1<<20)
-				t.Fatalf("left behind: %d goroutines and %d file descriptors (before: %d and %d); goroutines:\n%s",
-					r.goroutines, r.fds, base.goroutines, base.fds, buf[:runtime.Stack(buf, true)])
-			}
-			t.Fatalf("resources not settling: %+v then %+v", prev, r)
-		}
-		prev = r
-	}
+	return r
 }
 
 // lastErrorLines returns the log lines at level ERROR.
