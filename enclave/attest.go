@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
@@ -186,13 +187,15 @@ func decodeJSON(rw http.ResponseWriter, r *http.Request, limit int64, v any) boo
 	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(rw, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
-			return false
+		switch {
+		case errors.As(err, &tooBig), errors.Is(err, os.ErrDeadlineExceeded):
+			writeBodyError(rw, err)
+		default:
+			writeError(rw, http.StatusBadRequest, "bad_request", "request body is not the expected JSON")
 		}
-		writeError(rw, http.StatusBadRequest, "bad_request", "request body is not the expected JSON")
 		return false
 	}
+	liftReadDeadline(rw)
 	return true
 }
 

@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
@@ -30,16 +32,16 @@ func (w *Worker) serve(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), w.cfg.RequestTimeout)
 	defer cancel()
 
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxForwardBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(rw, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
-			return
-		}
-		writeError(rw, http.StatusBadRequest, "bad_request", "request body could not be read")
+	if r.ContentLength > maxForwardBody {
+		writeError(rw, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
 		return
 	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, maxForwardBody))
+	if err != nil {
+		writeBodyError(rw, err)
+		return
+	}
+	liftReadDeadline(rw)
 	opened, err := w.open(body)
 	if err != nil {
 		status, code := openErrorStatus(err)
@@ -158,6 +160,26 @@ func openErrorMessage(code string) string {
 		return "sealed request is malformed"
 	}
 	return "internal error"
+}
+
+// writeBodyError answers a request whose body could not be read.
+func writeBodyError(rw http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(rw, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(rw, http.StatusRequestTimeout, "request_timeout", "request body not received within the read timeout")
+	default:
+		writeError(rw, http.StatusBadRequest, "bad_request", "request body could not be read")
+	}
+}
+
+// liftReadDeadline lifts the body read deadline once a body has been read
+// to its end: net/http then watches the connection for the peer going
+// away, and a deadline passing during a long answer would end it.
+func liftReadDeadline(rw http.ResponseWriter) {
+	http.NewResponseController(rw).SetReadDeadline(time.Time{})
 }
 
 func writeError(rw http.ResponseWriter, status int, code, msg string) {

@@ -100,6 +100,10 @@ type Config struct {
 	// FlushInterval bounds how long a partial response chunk waits. Zero
 	// means 20ms.
 	FlushInterval time.Duration
+	// BodyReadTimeout bounds reading a request's body, from the request's
+	// start to the body's end, whether or not its handler reads it: a
+	// body that arrives later is 408. Zero means 1 minute.
+	BodyReadTimeout time.Duration
 	// GatewayTLS says how to trust the gateway's certificate when calling
 	// it, for instance RootCAs holding a development gateway's self-signed
 	// certificate. Nil means the system roots. The worker uses a clone and
@@ -260,7 +264,7 @@ func New(cfg Config) (*Worker, error) {
 			return nil, configErr("AdvertiseURL", "found %q, want a %s URL of at most %d bytes", cfg.AdvertiseURL, want, proto.MaxWorkerURLLen)
 		}
 	}
-	if cfg.ReattestInterval < 0 || cfg.MaxConcurrent < 0 || cfg.RequestTimeout < 0 || cfg.FlushInterval < 0 {
+	if cfg.ReattestInterval < 0 || cfg.MaxConcurrent < 0 || cfg.RequestTimeout < 0 || cfg.FlushInterval < 0 || cfg.BodyReadTimeout < 0 {
 		return nil, errors.New("enclave: negative interval, timeout or limit in config")
 	}
 	if cfg.MaxConcurrent > proto.MaxCapacity {
@@ -286,6 +290,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 2 * time.Minute
+	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = time.Minute
 	}
 	w := &Worker{
 		cfg:           cfg,
@@ -547,8 +554,21 @@ func (w *Worker) Handler() http.Handler {
 		rw.Header().Set("Content-Type", "text/plain")
 		io.WriteString(rw, "ok\n")
 	})
+	// Every body is read under a deadline from the request's start (see
+	// bodyDeadline), lifted by the handlers that read a body to its end.
+	bounded := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			// net/http reads what a handler leaves of a body before it
+			// answers; a peer dribbling it would otherwise hold the
+			// connection, and a capacity slot, for as long as it likes.
+			// Not every ResponseWriter supports deadlines; the body is
+			// then bounded in size only.
+			http.NewResponseController(rw).SetReadDeadline(w.cfg.Now().Add(w.cfg.BodyReadTimeout))
+		}
+		mux.ServeHTTP(rw, r)
+	})
 	if w.cfg.InsecurePlainHTTP {
-		return mux
+		return bounded
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		pin, err := tlspin.PeerPin(r.TLS)
@@ -556,7 +576,7 @@ func (w *Worker) Handler() http.Handler {
 			writeError(rw, http.StatusForbidden, "not_pinned", "this worker serves only its gateway, over mutual TLS")
 			return
 		}
-		mux.ServeHTTP(rw, r)
+		bounded.ServeHTTP(rw, r)
 	})
 }
 
