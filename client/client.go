@@ -376,6 +376,12 @@ func (c *Client) Workers(ctx context.Context, task string) ([]Worker, []Refusal,
 	if err := decodeJSON(resp.Body, &list, maxListBody); err != nil {
 		return nil, nil, fmt.Errorf("client: candidate list: %w", err)
 	}
+	// Each listed bundle costs a verification, which does not watch ctx:
+	// a listing longer than asked for is refused before any, so a gateway
+	// cannot make the client spend minutes beyond its caller's deadline.
+	if n := len(list.Candidates); n > proto.MaxListed {
+		return nil, nil, &GatewayError{Status: resp.StatusCode, Code: "listing_too_long", Message: fmt.Sprintf("candidate list: found %d candidates, want at most %d, the number asked for", n, proto.MaxListed)}
+	}
 	var ok []Worker
 	var refused []Refusal
 	checkLog, logErr := c.logChecks()

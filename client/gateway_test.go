@@ -654,3 +654,27 @@ func TestListedIDsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A listing longer than the client asked for is refused before any of it
+// is verified.
+func TestListingTooLong(t *testing.T) {
+	a := fleet(t, "A")[0]
+	listing := make([]proto.CandidateInfo, proto.MaxListed+1)
+	for i := range listing {
+		listing[i] = a.Info()
+	}
+	g := startDouble(t, gatewaytest.Config{Workers: []*gatewaytest.Worker{a}, Listing: listing})
+	c := clientOf(t, g, nil)
+	if _, _, err := c.Workers(context.Background(), proto.TaskSummarize); err == nil {
+		t.Fatal("a listing of 17 accepted")
+	}
+	_, err := c.Summarize(context.Background(), sample, SummarizeOptions{})
+	var ge *GatewayError
+	if !errors.As(err, &ge) || ge.Code != "listing_too_long" || g.Calls(proto.PathRequests) != 0 {
+		t.Fatalf("err = %v, want the listing refused and nothing sent", err)
+	}
+	g16 := startDouble(t, gatewaytest.Config{Workers: []*gatewaytest.Worker{a}, Listing: listing[:proto.MaxListed]})
+	if _, err := clientOf(t, g16, nil).Summarize(context.Background(), sample, SummarizeOptions{}); err != nil {
+		t.Fatalf("a listing of %d: %v", proto.MaxListed, err)
+	}
+}

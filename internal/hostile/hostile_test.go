@@ -679,6 +679,17 @@ func TestListingAttacks(t *testing.T) {
 			listing: each(func(_ *scene, ci *proto.CandidateInfo) {
 				ci.Bundle = forge(ci.Bundle, ownKeys(proto.KEMX25519))
 			})},
+		{name: "a listing longer than the client asked for", want: func(t *testing.T, _ *scene, err error) {
+			var ge *client.GatewayError
+			if !errors.As(err, &ge) || ge.Code != "listing_too_long" {
+				t.Fatalf("err = %v (%T), want a *client.GatewayError for the listing's length", err, err)
+			}
+		},
+			listing: func(s *scene, list *proto.CandidateList) {
+				for len(list.Candidates) <= proto.MaxListed {
+					list.Candidates = append(list.Candidates, s.e.entry(len(list.Candidates)%3))
+				}
+			}},
 		// Names the gateway could never have admitted, made to write
 		// into the caller's terminal and logs through the client's
 		// errors and results.
