@@ -32,6 +32,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/sealgate/sealgate/audit"
 	"github.com/sealgate/sealgate/client"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -51,6 +52,7 @@ commands:
   demo       run a local gateway and simulated-TEE workers and summarize a sample document
              (-serve DIR keeps the network up for the other commands)
   attest     verify or inspect a worker's evidence bundle offline
+  audit      replay a gateway's transparency log and re-verify every admission
   admin      manage a gateway's providers, tenants, pools and credentials
   provider   make and register a provider's endorsement key
   version    print the version
@@ -66,6 +68,9 @@ exit codes of summarize and translate:
   chat exits as summarize does; a reply cut off mid-stream has been partly
   printed, is followed by an error on stderr and exits 6 (5 if the task failed)
   proxy exits 0 on SIGINT or SIGTERM, 2 for a non-loopback -listen
+  audit replay exits 0 when it finds nothing, 20 when the log holds entries
+  that should not be there (JSON lines on stdout say which), 21 when the log
+  itself fails a check (signature, tree, fork)
 `
 
 func main() {
@@ -97,6 +102,8 @@ func run(args []string) int {
 		err = runDemo(ctx, args[1:])
 	case "attest":
 		err = runAttest(ctx, args[1:])
+	case "audit":
+		err = runAudit(ctx, args[1:], os.Stdout, os.Stderr)
 	case "admin":
 		err = runAdmin(ctx, args[1:], stdio{os.Stdout, os.Stderr, os.Getenv})
 	case "provider":
@@ -140,9 +147,14 @@ func exitCode(err error) int {
 	var ve *verdictError
 	var te *client.TaskError
 	var ge *client.GatewayError
+	var af *auditFindings
 	switch {
 	case errors.As(err, &ue):
 		return 2
+	case errors.As(err, &af):
+		return exitAuditFindings
+	case errors.Is(err, audit.ErrLog):
+		return exitAuditLog
 	case errors.As(err, &ve):
 		if c, ok := attestExit[ve.code]; ok {
 			return c
