@@ -13,7 +13,8 @@
 //
 // Commands are read from standard input (with a prompt on a terminal)
 // and, with -control FIFO, from a named pipe that other shells and
-// scripts write lines to (`echo 'stop worker-a1' > FIFO`). `help` lists
+// scripts write lines to (`echo 'stop worker-a1' > FIFO`), in which case
+// the end of standard input does not stop the network. `help` lists
 // them: ps, kill, term, stop, cont, restart, request, load, stats, env,
 // quit. Each process's output goes to DIR/logs/NAME.log; DIR/env holds
 // the variables that point the sealgate CLI at the network.
@@ -60,7 +61,8 @@ clients on 127.0.0.1, then reads commands from standard input (and the
   stats                 the load clients' successes and failures since the last stats
   env                   print the variables that point the sealgate CLI at the network
   help                  this text
-  quit                  stop everything (also: EOF on standard input, Ctrl-C)
+  quit                  stop everything (also: Ctrl-C, SIGTERM, and the end of standard input
+                        unless -control is given)
 
 Flags:
 `
@@ -100,7 +102,9 @@ func run() int {
 	fmt.Printf("in another shell: . %s; then sealgate summarize -insecure-allow-simulated FILE\n", filepath.Join(n.dir, "env"))
 
 	lines := make(chan string)
-	go readLines(os.Stdin, lines, true)
+	// With a control pipe, the end of standard input (a script run in
+	// the background) does not stop the network; quit or a signal does.
+	go readLines(os.Stdin, lines, *control == "")
 	if *control != "" {
 		if err := makeFIFO(*control); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: -control:", err)
@@ -562,7 +566,13 @@ func makeFIFO(path string) error {
 	return syscall.Mkfifo(path, 0o600)
 }
 
+// isTerminal reports whether f looks like a terminal: a character device
+// other than /dev/null.
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
