@@ -35,6 +35,7 @@ import (
 	"github.com/sealgate/sealgate/gateway"
 	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // Config configures a Network. Only Dir is required.
@@ -180,6 +181,17 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		pool := x509.NewCertPool()
 		pool.AddCert(cert.Leaf)
 		gatewayTLS = tlspin.TrustConfig(pool)
+	}
+	// One log key for the network, set before cfg.Gateway sees the
+	// configuration, so that a replica built from it signs the same log
+	// with the same key.
+	skey, _, err := translog.GenerateKey(gateway.DefaultLogOrigin)
+	if err == nil {
+		gcfg.LogKey, err = translog.NewSigner(skey)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
 	}
 	if cfg.Gateway != nil {
 		cfg.Gateway(&gcfg)

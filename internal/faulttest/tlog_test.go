@@ -9,7 +9,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +24,10 @@ import (
 	"github.com/sealgate/sealgate/attestation/policy"
 	"github.com/sealgate/sealgate/attestation/sim"
 	"github.com/sealgate/sealgate/audit"
+	"github.com/sealgate/sealgate/client"
+	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/internal/devnet"
+	"github.com/sealgate/sealgate/internal/pgtest"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/translog"
@@ -220,4 +226,105 @@ func logEntries(t *testing.T, g *gatewayProc, size uint64) []*translog.Entry {
 		}
 	}
 	return out
+}
+
+// TestLogReplicasShareOneLog runs two gateways in one process on one
+// PostgreSQL database, as replicas with the same log key: a worker
+// enrolled through B is logged in the same log as A's, both serve the
+// same checkpoint, and clients of either verify every candidate's
+// inclusion against it.
+func TestLogReplicasShareOneLog(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	var (
+		b    *gateway.Gateway
+		bErr error
+	)
+	bctx, stopB := context.WithCancel(context.Background())
+	t.Cleanup(stopB)
+	network, err := devnet.Start(ctx, devnet.Config{
+		Dir: t.TempDir(), Database: pgtest.DSN(t), InsecurePlainHTTP: true,
+		Gateway: func(c *gateway.Config) {
+			cfgB := *c
+			cfgB.Logger = slog.New(slog.DiscardHandler)
+			cfgB.SyncInterval = time.Hour
+			b, bErr = gateway.New(bctx, cfgB)
+		},
+	})
+	if b != nil {
+		t.Cleanup(func() { b.Close() })
+	}
+	if network != nil {
+		t.Cleanup(func() { network.Close() })
+	}
+	if err != nil || bErr != nil {
+		t.Fatalf("starting replica A: %v; replica B: %v", err, bErr)
+	}
+	a := network.Gateway
+	if a.LogPublicKey() != b.LogPublicKey() {
+		t.Fatal("the replicas have different log keys")
+	}
+
+	// Enroll a worker through B, as its provider would.
+	acct, err := b.CreateAccount(ctx, network.AdminCredential, "provider", proto.NewAccount{ID: "provider-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, key, _ := ed25519.GenerateKey(nil)
+	if _, err := b.SetProviderKey(ctx, acct.Credential, proto.ProviderKey{PublicKey: pub}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := b.Challenge(ctx, acct.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := seal.GenerateKey(proto.KEMMLKEM768X25519)
+	bundle := proto.Bundle{Kind: policy.KindSim, Anchor: ch.Anchor, Keys: proto.WorkerKeys{HPKE: []proto.HPKEKey{k.Public()}, Signing: make([]byte, 32)}}
+	copy(bundle.Nonce[:], ch.Nonce)
+	bundle.Report = sim.NewDevice(sim.DeviceConfig{}).Report(bundle.ReportData())
+	raw, _ := bundle.Marshal()
+	if _, err := b.Register(ctx, acct.Credential, proto.Registration{WorkerID: "via-b", URL: "http://127.0.0.1:9/", Tasks: []string{proto.TaskSummarize},
+		Capacity: 1, Bundle: raw, Endorsement: ed25519.Sign(key, proto.EndorsementMessage("via-b", bundle.KeysHash()))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cpA, err := a.LogCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpB, err := b.LogCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cpA, cpB) {
+		t.Fatalf("the replicas serve different checkpoints:\n%s\n%s", cpA, cpB)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(bctx, ln) }()
+	t.Cleanup(func() { stopB(); <-served })
+	for name, url := range map[string]string{"A": network.GatewayURL, "B": "http://" + ln.Addr().String()} {
+		cfg := network.ClientConfig(client.Config{Policy: policy.InsecureSimulated()})
+		cfg.GatewayURL = url
+		c, err := client.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, refused, err := c.Workers(ctx, proto.TaskSummarize)
+		if err != nil || len(ws) != len(network.Workers)+1 {
+			t.Fatalf("client of %s: %d verified, refused %+v, %v; want %d", name, len(ws), refused, err, len(network.Workers)+1)
+		}
+		if got, _ := c.LogCheckpoint(); got.Size != 1+uint64(len(network.Workers))+1 {
+			t.Fatalf("client of %s: checkpoint of %d entries, want the policy and %d admissions", name, got.Size, len(network.Workers)+1)
+		}
+	}
 }
