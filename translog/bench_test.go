@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sealgate/sealgate/internal/pgtest"
 	"github.com/sealgate/sealgate/translog"
 )
 
@@ -13,8 +14,13 @@ import (
 // collateral) per transaction to a SQLite store, with its inclusion
 // proof read back, as an enrollment and the listing after it would.
 func BenchmarkAppend(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchAppend(b, filepath.Join(b.TempDir(), "gw.db")) })
+	b.Run("postgres", func(b *testing.B) { benchAppend(b, pgtest.DSN(b)) })
+}
+
+func benchAppend(b *testing.B, target string) {
 	ctx := context.Background()
-	l := newLog(b, openStore(b, filepath.Join(b.TempDir(), "gw.db")), newSigner(b, "bench.test/log"))
+	l := newLog(b, openStore(b, target), newSigner(b, "bench.test/log"))
 	pending := make([]translog.Pending, b.N)
 	for i := range pending {
 		pending[i] = evidence(b, translog.KindAdmission, fmt.Sprintf("w%d", i), []byte("shared collateral"))
