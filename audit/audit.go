@@ -1,4 +1,6 @@
-// Package audit replays a gateway's transparency log offline: it fetches
+// Package audit replays a gateway's transparency log offline (from the
+// gateway, HTTPSource, or from a mirror directory that Mirror keeps up to
+// date, DirSource): it fetches
 // every entry, checks the tree against a checkpoint signed by the pinned
 // log key and its consistency with the auditor's last saved checkpoint,
 // re-verifies every evidence bundle at the time the gateway admitted it
@@ -38,13 +40,13 @@ import (
 	"github.com/sealgate/sealgate/translog"
 )
 
-// Source is where the log is read from: a gateway over HTTP (HTTPSource)
-// or anything else that serves the same data.
+// Source is where the log is read from: a gateway over HTTP
+// (HTTPSource), a mirror directory (DirSource), or anything else that
+// serves the same data.
 type Source interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 	// Entries returns entries [start, end), or a non-empty prefix of them.
 	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
-	ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error)
 	Collateral(ctx context.Context, hash [32]byte) ([]byte, error)
 }
 
@@ -112,7 +114,9 @@ type Config struct {
 	// Verifier pins the log's key. Required.
 	Verifier *translog.Verifier
 	// From is the auditor's last saved checkpoint (signed), or nil. The
-	// log's checkpoint must be consistent with it.
+	// log's checkpoint must be consistent with it: the replay checks that
+	// the log's first From.Size entries hash to its root (which needs no
+	// proof, since every entry is fetched anyway).
 	From []byte
 	// VerifyOptions are the attestation options (anchor keys, roots);
 	// Now is set to each entry's time.
@@ -145,24 +149,29 @@ func Replay(ctx context.Context, cfg Config) ([]byte, Summary, error) {
 		return nil, sum, &LogError{Err: err}
 	}
 	sum.Size, sum.Root, sum.CheckpointTime = cp.Size, cp.Root[:], cp.Time
+	var from *translog.Checkpoint
 	if cfg.From != nil {
-		from, err := cfg.Verifier.Open(cfg.From)
+		f, err := cfg.Verifier.Open(cfg.From)
 		if err != nil {
 			return nil, sum, fmt.Errorf("the saved checkpoint: %w", err)
 		}
-		var p [][]byte
-		if from.Size != cp.Size && from.Size > 0 {
-			lo, hi := min(from.Size, cp.Size), max(from.Size, cp.Size)
-			if p, err = cfg.Source.ConsistencyProof(ctx, lo, hi); err != nil {
-				return nil, sum, fmt.Errorf("fetching the consistency proof from %d to %d: %w", lo, hi, err)
-			}
+		if cp.Size < f.Size {
+			return nil, sum, &LogError{Err: fmt.Errorf("the log has %d entries, fewer than the %d of the saved checkpoint (a rollback)", cp.Size, f.Size)}
 		}
-		if err := translog.VerifyConsistency(from, cp, p); err != nil {
+		if err := translog.VerifyConsistency(f, cp, nil); err != nil && f.Size == cp.Size {
 			return nil, sum, &LogError{Err: err}
 		}
-		if cp.Size < from.Size {
-			return nil, sum, &LogError{Err: fmt.Errorf("the log has %d entries, fewer than the %d of the saved checkpoint (a rollback)", cp.Size, from.Size)}
+		from = &f
+	}
+	checkFrom := func(size uint64, root []byte) error {
+		if from == nil || size != from.Size || [32]byte(root) == from.Root {
+			return nil
 		}
+		return &LogError{Err: &translog.ForkError{Old: *from, New: cp,
+			Reason: fmt.Sprintf("the log's first %d entries hash to %x, not to the saved checkpoint's root", size, root)}}
+	}
+	if err := checkFrom(0, rfc6962.DefaultHasher.EmptyRoot()); err != nil {
+		return nil, sum, err
 	}
 
 	r := replayer{cfg: cfg, sum: &sum, policies: map[[32]byte]*policy.Policy{}, workers: map[string]*workerState{}, collateral: map[[32]byte][]byte{}}
@@ -187,6 +196,15 @@ func Replay(ctx context.Context, cfg Config) ([]byte, Summary, error) {
 				return nil, sum, err
 			}
 			next++
+			if from != nil && next == from.Size {
+				root, err := rng.GetRootHash(nil)
+				if err != nil {
+					return nil, sum, err
+				}
+				if err := checkFrom(next, root); err != nil {
+					return nil, sum, err
+				}
+			}
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(next, cp.Size)

@@ -133,10 +133,6 @@ func (s logSource) Entries(ctx context.Context, start, end uint64) ([][]byte, er
 	return out, err
 }
 
-func (s logSource) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	return s.l.log.ConsistencyProof(ctx, from, to)
-}
-
 func (s logSource) Collateral(ctx context.Context, hash [32]byte) ([]byte, error) {
 	return s.l.log.Collateral(ctx, hash)
 }

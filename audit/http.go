@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,23 +73,6 @@ func (s *HTTPSource) Entries(ctx context.Context, start, end uint64) ([][]byte, 
 		return nil, err
 	}
 	return entries, nil
-}
-
-// ConsistencyProof implements Source.
-func (s *HTTPSource) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(to, 10)}}
-	body, err := s.get(ctx, proto.PathLogConsistency, q, 16<<10)
-	if err != nil {
-		return nil, err
-	}
-	var p proto.LogProof
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, err
-	}
-	if len(p.Hashes) > proto.MaxLogProof {
-		return nil, fmt.Errorf("proof of %d hashes, want at most %d", len(p.Hashes), proto.MaxLogProof)
-	}
-	return p.Hashes, nil
 }
 
 // Collateral implements Source.

@@ -30,12 +30,17 @@ type auditFindings struct{ n int }
 
 func (e *auditFindings) Error() string { return fmt.Sprintf("audit: %d findings", e.n) }
 
+const auditUsage = `usage: sealgate audit replay -log URL|DIR -log-key KEY [-from-checkpoint FILE] [-save-checkpoint FILE]
+       sealgate audit mirror -log URL -log-key KEY -dir DIR`
+
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "replay" {
-		return &usageError{"usage: sealgate audit replay -log URL -log-key KEY [-from-checkpoint FILE] [-save-checkpoint FILE]"}
+	if len(args) == 0 || (args[0] != "replay" && args[0] != "mirror") {
+		return &usageError{auditUsage}
 	}
-	fs := flag.NewFlagSet("sealgate audit replay", flag.ContinueOnError)
-	logURL := fs.String("log", "", "the gateway's base URL, whose public /v1/log routes are read")
+	mirror := args[0] == "mirror"
+	fs := flag.NewFlagSet("sealgate audit "+args[0], flag.ContinueOnError)
+	logURL := fs.String("log", "", "the gateway's base URL, whose public /v1/log routes are read, or (replay) a mirror directory that `audit mirror` keeps")
+	dir := fs.String("dir", "", "mirror: the directory to keep the copy in (created if missing)")
 	logKey := fs.String("log-key", os.Getenv("SEALGATE_LOG_KEY"), "the log's public key, origin+hash+base64 as the gateway logs it (env SEALGATE_LOG_KEY)")
 	fromFile := fs.String("from-checkpoint", "", "the auditor's last saved checkpoint: the log must be consistent with it")
 	saveFile := fs.String("save-checkpoint", "", "write the verified checkpoint here after a replay that found nothing wrong with the log")
@@ -46,11 +51,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if *logURL == "" || *logKey == "" || fs.NArg() != 0 {
-		return &usageError{"audit replay needs -log URL and -log-key KEY"}
+	if *logURL == "" || *logKey == "" || fs.NArg() != 0 || mirror && *dir == "" {
+		return &usageError{auditUsage}
 	}
-	if !strings.HasPrefix(*logURL, "https://") && !strings.HasPrefix(*logURL, "http://") {
-		return &usageError{"-log: want the gateway's http(s) URL (a mirror directory is not supported yet)"}
+	remote := strings.HasPrefix(*logURL, "https://") || strings.HasPrefix(*logURL, "http://")
+	if mirror && !remote {
+		return &usageError{"audit mirror: -log: want the gateway's http(s) URL"}
 	}
 	v, err := translog.NewVerifier(*logKey)
 	if err != nil {
@@ -74,20 +80,33 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		hc.Transport = &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	enc := json.NewEncoder(stdout)
+	var src audit.Source = &audit.DirSource{Dir: *logURL}
+	if remote {
+		src = &audit.HTTPSource{Base: *logURL, Client: hc}
+	}
 	start, last := time.Now(), time.Time{}
+	progress := func(done, total uint64) {
+		if now := time.Now(); now.Sub(last) >= time.Second || done == total {
+			last = now
+			fmt.Fprintf(stderr, "sealgate: audit: %d/%d entries (%.0f/s)\n", done, total, float64(done)/max(now.Sub(start).Seconds(), 1e-3))
+		}
+	}
+	if *quiet {
+		progress = nil
+	}
+	if mirror {
+		n, err := audit.Mirror(ctx, src, v, *dir, progress)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d entries added\n", n)
+		return nil
+	}
+	enc := json.NewEncoder(stdout)
 	cfg := audit.Config{
-		Source: &audit.HTTPSource{Base: *logURL, Client: hc}, Verifier: v, From: from,
+		Source: src, Verifier: v, From: from, Progress: progress,
 		VerifyOptions: attestation.Options{AnchorKeys: anchors},
 		Finding:       func(f audit.Finding) { enc.Encode(f) },
-	}
-	if !*quiet {
-		cfg.Progress = func(done, total uint64) {
-			if now := time.Now(); now.Sub(last) >= time.Second || done == total {
-				last = now
-				fmt.Fprintf(stderr, "sealgate: audit: %d/%d entries (%.0f/s)\n", done, total, float64(done)/max(now.Sub(start).Seconds(), 1e-3))
-			}
-		}
 	}
 	signed, sum, err := audit.Replay(ctx, cfg)
 	if err != nil {

@@ -41,6 +41,13 @@ func TestCLIAuditReplay(t *testing.T) {
 	if r = sealgate(t, "", append(args, "-from-checkpoint", saved)...); r.code != 0 {
 		t.Fatalf("from the saved checkpoint: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	mirror := filepath.Join(dir, "mirror")
+	if r = sealgate(t, "", "audit", "mirror", "-quiet", "-log", network.GatewayURL, "-log-key", vkey, "-dir", mirror); r.code != 0 || !strings.Contains(r.stdout, "entries added") {
+		t.Fatalf("mirror: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = sealgate(t, "", "audit", "replay", "-quiet", "-log", mirror, "-log-key", vkey); r.code != 0 {
+		t.Fatalf("replay of the mirror: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	_, other, _ := translog.GenerateKey("cli.test/log")
 	if r = sealgate(t, "", "audit", "replay", "-quiet", "-log", network.GatewayURL, "-log-key", other); r.code != exitAuditLog {
 		t.Fatalf("another key: exit %d, want %d\n%s%s", r.code, exitAuditLog, r.stdout, r.stderr)
@@ -71,6 +78,12 @@ func TestCLIAuditReplay(t *testing.T) {
 	}
 	if _, err := l.Append(ctx, translog.Pending{Entry: e, Collateral: coll}); err != nil {
 		t.Fatal(err)
+	}
+	if r = sealgate(t, "", "audit", "mirror", "-quiet", "-log", network.GatewayURL, "-log-key", vkey, "-dir", mirror); r.code != 0 || !strings.HasPrefix(r.stdout, "1 entries added") {
+		t.Fatalf("incremental mirror: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = sealgate(t, "", "audit", "replay", "-quiet", "-log", mirror, "-log-key", vkey); r.code != exitAuditFindings {
+		t.Fatalf("replay of the mirror with the forged entry: exit %d, want %d\n%s%s", r.code, exitAuditFindings, r.stdout, r.stderr)
 	}
 	r = sealgate(t, "", append(args, "-from-checkpoint", saved)...)
 	if r.code != exitAuditFindings || !strings.Contains(r.stdout, `"worker_id":"forged","time"`) || !strings.Contains(r.stdout, `"finding":"evidence_refused"`) {
