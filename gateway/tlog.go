@@ -202,11 +202,9 @@ func (g *Gateway) decorateListing(ctx context.Context, list *proto.CandidateList
 	refs := make([]logRef, len(list.Candidates))
 	var need uint64
 	for i, c := range list.Candidates {
-		at, ok := g.reg.snapshot(c.WorkerID)
-		if !ok {
-			continue
-		}
-		r, err := g.tlog.ref(ctx, at.bundleHash)
+		// The hash of the bundle as listed, not of the worker's current
+		// one: a re-attestation may have replaced it since.
+		r, err := g.tlog.ref(ctx, proto.BundleHash(c.Bundle))
 		if err != nil {
 			g.log.WarnContext(ctx, "listing a candidate without its log entry", slog.String("worker", c.WorkerID), slog.Any("err", err))
 			continue
