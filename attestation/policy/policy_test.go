@@ -87,6 +87,19 @@ func FuzzParse(f *testing.F) {
 		if p.Hash() != p.Hash() {
 			t.Fatal("hash not stable")
 		}
+		// Its canonical encoding, which the hash covers (and the log
+		// records), parses back to the same policy.
+		canon, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(canon)
+		if err != nil {
+			t.Fatalf("the canonical encoding %s does not parse: %v", canon, err)
+		}
+		if again.Hash() != p.Hash() {
+			t.Fatalf("the canonical encoding %s parses to another policy", canon)
+		}
 	})
 }
 
