@@ -21,6 +21,7 @@ import (
 	"github.com/sealgate/sealgate/internal/tlspin"
 	"github.com/sealgate/sealgate/proto"
 	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/translog"
 )
 
 // fuzzCredential is the tenant credential of the fuzzed client: a
@@ -58,7 +59,9 @@ func fuzzListing(f *testing.F) []byte {
 // FuzzGatewayAnswers makes the gateway answer the client's listing and
 // status calls with an arbitrary status, Retry-After and body. The
 // client must never panic; it lists as verified only candidates whose
-// bundle it verified, and refuses the rest, one by one; and every error
+// bundle it verified, and refuses the rest, one by one; pinned to a
+// transparency log, it verifies nobody without that log's signed
+// checkpoint; and every error
 // from the gateway's answer is typed, with the gateway's code and message
 // printable, bounded and without the client's credential.
 func FuzzGatewayAnswers(f *testing.F) {
@@ -76,6 +79,12 @@ func FuzzGatewayAnswers(f *testing.F) {
 	}
 	for _, s := range seeds {
 		fuzzseed.Add(f, s...)
+	}
+	// A log key whose signing key nobody keeps: no checkpoint can verify
+	// under it.
+	_, logKey, err := translog.GenerateKey("fuzz.sealgate.test/log")
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, status uint16, retry string, body []byte) {
 		if status < 100 || status > 999 {
@@ -116,6 +125,21 @@ func FuzzGatewayAnswers(f *testing.F) {
 		}
 		if _, err := c.Status(context.Background()); err != nil {
 			checkGatewayError(t, int(status), err)
+		}
+		// Pinned to a log the gateway cannot sign for, the client
+		// verifies nobody, whatever the listing says.
+		logged, err := New(Config{
+			GatewayURL: "https://gateway.test", Credential: fuzzCredential, Policy: policy.InsecureSimulated(),
+			HTTPClient: &http.Client{Transport: rt}, Now: func() time.Time { return t0 }, LogKey: logKey,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, _, err = logged.Workers(context.Background(), proto.TaskSummarize)
+		if err != nil {
+			checkGatewayError(t, int(status), err)
+		} else if len(ws) != 0 {
+			t.Fatalf("%d workers verified without a checkpoint signed by the pinned log key", len(ws))
 		}
 	})
 }
