@@ -88,6 +88,7 @@ func (g *Gateway) openLog(ctx context.Context) error {
 		return fmt.Errorf("logging the admission policy: %w", err)
 	}
 	if appended {
+		g.metrics.LogAppended(translog.KindPolicy.String(), idx+1)
 		g.log.InfoContext(ctx, "admission policy logged", slog.String("policy", g.cfg.AdmissionPolicy.Name), slog.Uint64("log_index", idx))
 	}
 	g.tlog = &tlog{log: l, policyHash: hash, refs: map[[32]byte]logRef{}, proofs: map[uint64][][]byte{}}
@@ -107,9 +108,11 @@ func (g *Gateway) logEvidence(ctx context.Context, kind translog.Kind, id string
 		idx, err = g.tlog.log.Append(ctx, translog.Pending{Entry: e, Collateral: coll})
 		if err == nil {
 			g.tlog.remember(e.BundleHash, logRef{index: idx, entry: &e})
+			g.metrics.LogAppended(kind.String(), idx+1)
 			return nil
 		}
 	}
+	g.metrics.LogAppendFailed(kind.String())
 	g.metrics.Refused("log")
 	g.log.ErrorContext(ctx, "transparency log append failed; worker not admitted", slog.String("worker", id), slog.Any("err", err))
 	if ctx.Err() != nil {
@@ -120,9 +123,13 @@ func (g *Gateway) logEvidence(ctx context.Context, kind translog.Kind, id string
 
 // logStateChange appends a drain or eviction entry, logging a failure.
 func (g *Gateway) logStateChange(ctx context.Context, kind translog.Kind, id, reason string) {
-	if _, err := g.tlog.log.Append(ctx, translog.Pending{Entry: translog.NewStateChange(kind, g.cfg.Now(), id, reason)}); err != nil {
+	idx, err := g.tlog.log.Append(ctx, translog.Pending{Entry: translog.NewStateChange(kind, g.cfg.Now(), id, reason)})
+	if err != nil {
+		g.metrics.LogAppendFailed(kind.String())
 		g.log.ErrorContext(ctx, "transparency log append failed", slog.String("worker", id), slog.String("entry", kind.String()), slog.Any("err", err))
+		return
 	}
+	g.metrics.LogAppended(kind.String(), idx+1)
 }
 
 func (t *tlog) remember(bundleHash [32]byte, r logRef) {

@@ -229,6 +229,19 @@ func TestLogRecordsLifecycle(t *testing.T) {
 	if entries[3].Reason == "" || !strings.HasPrefix(entries[4].Reason, "drained since ") {
 		t.Fatalf("reasons %q and %q", entries[3].Reason, entries[4].Reason)
 	}
+	page := e.metrics()
+	for series, want := range map[string]float64{
+		`sealgate_gateway_log_appends_total{kind="policy"}`:        1,
+		`sealgate_gateway_log_appends_total{kind="admission"}`:     1,
+		`sealgate_gateway_log_appends_total{kind="reattestation"}`: 1,
+		`sealgate_gateway_log_appends_total{kind="drain"}`:         1,
+		`sealgate_gateway_log_appends_total{kind="eviction"}`:      1,
+		`sealgate_gateway_log_size`:                                5,
+	} {
+		if v, ok := metricValue(page, series); !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", series, v, ok, want)
+		}
+	}
 	// Every checkpoint is consistent with the later ones.
 	var p proto.LogProof
 	resp, body := e.doAs("", http.MethodGet, fmt.Sprintf("%s?from=%d&to=%d", proto.PathLogConsistency, first.Size, last.Size), "", nil)
@@ -267,6 +280,9 @@ func TestLogFailsClosed(t *testing.T) {
 	}
 	if _, stored := e.workerStatus("w"); stored {
 		t.Fatal("a worker whose entry is not in the log is stored")
+	}
+	if v, _ := metricValue(e.metrics(), `sealgate_gateway_log_append_failures_total{kind="admission"}`); v != 1 {
+		t.Errorf("admission append failures counted %v, want 1", v)
 	}
 
 	e.clock.Advance(e.cfg.ReattestInterval)

@@ -127,6 +127,9 @@ type Metrics struct {
 	rateLimited       prometheus.Counter
 	poolSlots         *prometheus.GaugeVec
 	poolInUse         *prometheus.GaugeVec
+	logAppends        *prometheus.CounterVec
+	logFailures       *prometheus.CounterVec
+	logSize           prometheus.Gauge
 }
 
 // New returns Metrics registered on a new registry of their own, with the
@@ -181,6 +184,12 @@ func New() *Metrics {
 			"Concurrent requests a pool reserves.", "pool"),
 		poolInUse: gaugeVec("pool_in_use",
 			"Concurrent requests a pool has in flight.", "pool"),
+		logAppends: counterVec("log_appends_total",
+			"Entries this replica appended to the transparency log, by kind.", "kind"),
+		logFailures: counterVec("log_append_failures_total",
+			"Transparency-log appends that failed, by entry kind.", "kind"),
+		logSize: prometheus.NewGauge(prometheus.GaugeOpts(opts("log_size",
+			"Entries in the transparency log after this replica's latest append."))),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -189,6 +198,7 @@ func New() *Metrics {
 		m.admissions, m.admissionRefusals, m.drains, m.evictions, m.reattestations,
 		m.workers, m.workerOutstanding, m.workerLatency, m.breakerOpen,
 		m.rateLimited, m.poolSlots, m.poolInUse,
+		m.logAppends, m.logFailures, m.logSize,
 	)
 	// Series with a fixed label set start at zero, so that rates and
 	// alerts see them before the first event.
@@ -407,3 +417,21 @@ func validID(s string) bool {
 
 func lower(c byte) bool { return 'a' <= c && c <= 'z' }
 func digit(c byte) bool { return '0' <= c && c <= '9' }
+
+// LogAppended records an entry of kind appended to the transparency log,
+// which then holds size entries.
+func (m *Metrics) LogAppended(kind string, size uint64) {
+	if m == nil {
+		return
+	}
+	m.logAppends.WithLabelValues(code(kind)).Inc()
+	m.logSize.Set(float64(size))
+}
+
+// LogAppendFailed records a failed append of an entry of kind.
+func (m *Metrics) LogAppendFailed(kind string) {
+	if m == nil {
+		return
+	}
+	m.logFailures.WithLabelValues(code(kind)).Inc()
+}
